@@ -1,0 +1,223 @@
+"""The ``outcap`` command line: ``outcap run [options] -- COMMAND`` and ``outcap show RECORD``."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import sys
+from typing import IO, List, Optional
+
+from ._config import OutputCaptureConfig
+from ._output import ProcessOutput
+from ._process import ProcessResult, TimeoutExpired, run
+
+__all__ = ["main", "parse_size"]
+
+#: Exit status when the command's timeout passed, as timeout(1) uses.
+EXIT_TIMED_OUT = 124
+#: Exit status when the command could not be executed, as shells use.
+EXIT_NOT_EXECUTABLE = 126
+#: Exit status when the command was not found, as shells use.
+EXIT_NOT_FOUND = 127
+
+_SIZE = re.compile(r"(?i)^\s*(\d+)\s*([kmgt]?)(i?b)?\s*$")
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """Parse a byte count such as ``1048576``, ``512K``, ``10M`` or ``1G`` (powers of 1024)."""
+    match = _SIZE.match(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"invalid size {text!r}; expected bytes as an integer with an optional K, M, G or T suffix (powers of 1024)"
+        )
+    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}; expected a finite number >= 0")
+    return value
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="outcap",
+        description="Run a command and capture its stdout and stderr in bounded memory.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,show}")
+
+    run_parser = commands.add_parser(
+        "run",
+        help="run a command, show its output and summary, optionally write the record as JSON",
+        description=(
+            "Run COMMAND, show its output, print a one-line summary to stderr and exit with "
+            "the command's exit code (128+N when killed by signal N, 124 when --timeout passed, "
+            "126 when it cannot be executed, 127 when it is not found)."
+        ),
+    )
+    defaults = OutputCaptureConfig()
+    run_parser.add_argument(
+        "--max-buffer-size",
+        type=parse_size,
+        default=defaults.max_buffer_size,
+        metavar="SIZE",
+        help="ring buffer capacity per stream in bytes, e.g. 512K or 10M (default: 10M); the newest bytes are kept",
+    )
+    run_parser.add_argument(
+        "--flush-interval",
+        type=_seconds,
+        default=defaults.flush_interval,
+        metavar="SECONDS",
+        help="longest time in seconds a read byte waits before the live view shows it (default: 0.1)",
+    )
+    run_parser.add_argument(
+        "--compression-threshold",
+        type=parse_size,
+        default=defaults.compression_threshold,
+        metavar="SIZE",
+        help="gzip the stored output when stdout + stderr exceed SIZE bytes (default: 1M)",
+    )
+    run_parser.add_argument("--no-compression", action="store_true", help="never compress the stored output")
+    run_parser.add_argument("--keep-ansi", action="store_true", help="keep ANSI escape sequences")
+    run_parser.add_argument(
+        "--timeout", type=_seconds, metavar="SECONDS", help="end the command's process group after SECONDS"
+    )
+    run_parser.add_argument(
+        "--kill-grace",
+        type=_seconds,
+        default=0.5,
+        metavar="SECONDS",
+        help="seconds between SIGTERM and SIGKILL when ending the command (default: 0.5)",
+    )
+    run_parser.add_argument("--quiet", "-q", action="store_true", help="do not show the command's output")
+    run_parser.add_argument(
+        "--json",
+        metavar="PATH",
+        help="write the ProcessOutput record as JSON to PATH ('-' writes it to stdout and hides the output)",
+    )
+    run_parser.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
+
+    show_parser = commands.add_parser("show", help="print a stored record's output and summary")
+    show_parser.add_argument("record", metavar="RECORD.json", help="a ProcessOutput JSON record")
+    return parser
+
+
+def _format_size(size: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")
+
+
+def _summary(output: ProcessOutput, status: str) -> str:
+    flags = [flag for flag, on in (("truncated", output.truncated), ("compressed", output.compressed)) if on]
+    extra = f", {', '.join(flags)}" if flags else ""
+    return (
+        f"outcap: {status} in {output.duration.total_seconds():.3f}s; "
+        f"stdout {_format_size(output.stdout_size)}, stderr {_format_size(output.stderr_size)}{extra}"
+    )
+
+
+def _status(exit_code: Optional[int], timed_out: bool) -> str:
+    if timed_out:
+        return "timed out"
+    if exit_code is None:
+        return "no exit code"
+    if exit_code < 0:
+        try:
+            name = signal.Signals(-exit_code).name
+        except ValueError:
+            name = f"signal {-exit_code}"
+        return f"killed by {name}"
+    return f"exit {exit_code}"
+
+
+def _write(stream: IO[str], data: bytes) -> None:
+    stream.flush()
+    stream.buffer.write(data)  # type: ignore[attr-defined]
+    stream.flush()
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    argv: List[str] = list(args.argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        parser.error("run: missing COMMAND; usage: outcap run [options] -- COMMAND [ARG...]")
+    try:
+        config = OutputCaptureConfig(
+            max_buffer_size=args.max_buffer_size,
+            flush_interval=args.flush_interval,
+            compression_enabled=not args.no_compression,
+            compression_threshold=args.compression_threshold,
+            process_ansi=not args.keep_ansi,
+        )
+    except ValueError as error:
+        parser.error(f"run: {error}")
+
+    timed_out = False
+    try:
+        result: ProcessResult = run(argv, config=config, timeout=args.timeout, kill_grace=args.kill_grace)
+    except TimeoutExpired as error:
+        assert error.result is not None
+        result, timed_out = error.result, True
+    except FileNotFoundError as error:
+        print(f"outcap: command not found: {error.filename or argv[0]}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except PermissionError as error:
+        print(f"outcap: cannot execute {error.filename or argv[0]}: {error.strerror}", file=sys.stderr)
+        return EXIT_NOT_EXECUTABLE
+
+    output = result.output
+    show_output = not args.quiet and args.json != "-"
+    if show_output:
+        _write(sys.stdout, result.get_stdout())
+        _write(sys.stderr, result.get_stderr())
+    if args.json == "-":
+        sys.stdout.write(output.to_json() + "\n")
+        sys.stdout.flush()
+    elif args.json:
+        with open(args.json, "w", encoding="utf-8") as record:
+            record.write(output.to_json() + "\n")
+    print(_summary(output, _status(output.exit_code, timed_out)), file=sys.stderr)
+
+    if timed_out:
+        return EXIT_TIMED_OUT
+    code = output.exit_code if output.exit_code is not None else 0
+    return 128 - code if code < 0 else code
+
+
+def _show(args: argparse.Namespace) -> int:
+    try:
+        with open(args.record, encoding="utf-8") as record:
+            output = ProcessOutput.from_json(record.read())
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        print(f"outcap: cannot read record {args.record}: {error}", file=sys.stderr)
+        return 1
+    _write(sys.stdout, output.get_stdout())
+    _write(sys.stderr, output.get_stderr())
+    print(_summary(output, _status(output.exit_code, False)), file=sys.stderr)
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args, parser)
+        return _show(args)
+    except BrokenPipeError:
+        # The reader of our stdout went away (e.g. `| head`); that is not an error of the command.
+        sys.stderr.close()
+        return 1
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT

@@ -1,0 +1,130 @@
+//! The `outcap._native` extension module: blunt native building blocks.
+//!
+//! Defaults, argument checking, text decoding, timeouts and the asyncio glue
+//! live in the Python package; these classes only move bytes, start and wait
+//! for processes, and release the GIL while they block.
+
+mod capture;
+mod errors;
+mod process;
+mod wait;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::output::ProcessOutput;
+
+/// The module is free-threading safe: every class is `frozen` and keeps its
+/// mutable state behind the core's own locks and atomics.
+#[pymodule(gil_used = false)]
+fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
+    module.add_class::<capture::NativeCapture>()?;
+    module.add_class::<process::NativeProcess>()?;
+    module.add_function(wrap_pyfunction!(strip_ansi, module)?)?;
+    module.add_function(wrap_pyfunction!(gunzip, module)?)?;
+    module.add_function(wrap_pyfunction!(output_to_json, module)?)?;
+    module.add_function(wrap_pyfunction!(output_from_json, module)?)?;
+    module.add("CaptureError", py.get_type::<errors::CaptureError>())?;
+    module.add("CaptureClosedError", py.get_type::<errors::CaptureClosedError>())?;
+    module.add("StreamingDisabledError", py.get_type::<errors::StreamingDisabledError>())?;
+    module.add("READ_BUFFER_SIZE", crate::capture::READ_BUFFER_SIZE)?;
+    module.add("MAX_STRING_LEN", crate::ansi::MAX_STRING_LEN)?;
+    Ok(())
+}
+
+/// Removes ANSI escape sequences from `data`.
+#[pyfunction]
+fn strip_ansi<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
+    let stripped = py.detach(|| crate::ansi::strip(data));
+    PyBytes::new(py, &stripped)
+}
+
+/// Decompresses gzip data (one or more members).
+#[pyfunction]
+fn gunzip<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let plain = py
+        .detach(|| crate::compress::gunzip(data))
+        .map_err(|error| errors::CaptureError::new_err(format!("stored output is not valid gzip data: {error}")))?;
+    Ok(PyBytes::new(py, &plain))
+}
+
+/// The fields of a `ProcessOutput` as a tuple, in the order of
+/// `outcap.ProcessOutput._FIELDS`.
+pub(crate) type OutputFields<'py> = (
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Option<i32>,
+    i64,
+    u64,
+    u64,
+    bool,
+    bool,
+    i64,
+    i64,
+    bool,
+    Option<String>,
+);
+
+pub(crate) fn output_to_fields<'py>(py: Python<'py>, output: &ProcessOutput) -> OutputFields<'py> {
+    (
+        PyBytes::new(py, &output.stdout),
+        PyBytes::new(py, &output.stderr),
+        output.exit_code,
+        output.duration_us,
+        output.stdout_size,
+        output.stderr_size,
+        output.truncated,
+        output.compressed,
+        output.capture_started_us,
+        output.capture_ended_us,
+        output.streaming,
+        output.stream_channel.clone(),
+    )
+}
+
+/// Encodes the fields of a `ProcessOutput` as JSON in the Go service's format.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (stdout, stderr, exit_code, duration_us, stdout_size, stderr_size, truncated, compressed, capture_started_us, capture_ended_us, streaming, stream_channel))]
+fn output_to_json(
+    py: Python<'_>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    exit_code: Option<i32>,
+    duration_us: i64,
+    stdout_size: u64,
+    stderr_size: u64,
+    truncated: bool,
+    compressed: bool,
+    capture_started_us: i64,
+    capture_ended_us: i64,
+    streaming: bool,
+    stream_channel: Option<String>,
+) -> String {
+    let output = ProcessOutput {
+        stdout,
+        stderr,
+        exit_code,
+        duration_us,
+        stdout_size,
+        stderr_size,
+        truncated,
+        compressed,
+        capture_started_us,
+        capture_ended_us,
+        streaming,
+        stream_channel,
+    };
+    py.detach(|| output.to_json())
+}
+
+/// Parses a JSON record into `ProcessOutput` fields; `ValueError` names the
+/// field that is wrong.
+#[pyfunction]
+fn output_from_json<'py>(py: Python<'py>, text: &str) -> PyResult<OutputFields<'py>> {
+    let output = py
+        .detach(|| ProcessOutput::from_json(text))
+        .map_err(|error| pyo3::exceptions::PyValueError::new_err(format!("invalid ProcessOutput JSON: {error}")))?;
+    Ok(output_to_fields(py, &output))
+}
