@@ -21,6 +21,7 @@ use crate::config::CaptureConfig;
 use crate::error::{Error, StreamKind};
 use crate::output::ProcessOutput;
 use crate::ring::RingBuffer;
+use crate::stream::{Cursor, Next, ReadLog};
 
 /// Bytes asked for per `read(2)`. Large enough to empty a default 64 KiB pipe
 /// in one call and to keep per-read overhead small for fast writers.
@@ -76,6 +77,9 @@ struct Shared {
     /// includes it, so one write wakes them all.
     cancel_event: OwnedFd,
     cancelled: AtomicBool,
+    /// Order and time of the reads. Readers write a ring and record the read
+    /// under this lock, so a cursor holding it sees both in step.
+    log: Mutex<ReadLog>,
     state: Mutex<State>,
     /// Signalled when bytes arrive, a stream ends or the capture ends.
     changed: Condvar,
@@ -105,7 +109,8 @@ struct State {
     /// Bumped on every change that a waiter may care about.
     generation: u64,
     last_wake: Option<Instant>,
-    error: Option<(StreamKind, io::Error)>,
+    /// The first read error: the stream, the OS error code and the message.
+    error: Option<(StreamKind, Option<i32>, String)>,
     compression_seconds: f64,
     compression_ratio: Option<f64>,
     /// The final output, kept once nothing can change it any more.
@@ -134,6 +139,7 @@ impl Capture {
             streams,
             cancel_event,
             cancelled: AtomicBool::new(false),
+            log: Mutex::new(ReadLog::default()),
             state: Mutex::new(State {
                 started: false,
                 closed: false,
@@ -246,10 +252,28 @@ impl Capture {
                 }
             };
         }
-        match state.error.take() {
-            Some((stream, source)) => Err(Error::Read { stream, source }),
+        match state.read_error() {
+            Some(error) => Err(error),
             None => Ok(true),
         }
+    }
+
+    /// Takes the next chunk for `cursor`. Returns the result and whether the
+    /// capture had finished before looking (so `Next::Empty` is final), and
+    /// the read error to raise once a finished cursor is empty.
+    pub fn next_chunk(&self, cursor: &mut Cursor) -> Result<(Next, bool), Error> {
+        let finished = self.is_finished();
+        let next = {
+            let log = lock(&self.shared.log);
+            let [stdout, stderr] = &self.shared.streams;
+            cursor.next(&log, [&stdout.ring, &stderr.ring], self.shared.config.flush_interval, finished)
+        };
+        if finished && matches!(next, Next::Empty) {
+            if let Some(error) = self.shared.lock_state().read_error() {
+                return Err(error);
+            }
+        }
+        Ok((next, finished))
     }
 
     /// True once every reader has finished.
@@ -413,6 +437,20 @@ impl Drop for Capture {
     }
 }
 
+impl State {
+    fn read_error(&self) -> Option<Error> {
+        let (stream, code, message) = self.error.as_ref()?;
+        let source = match code {
+            Some(code) => io::Error::from_raw_os_error(*code),
+            None => io::Error::other(message.clone()),
+        };
+        Some(Error::Read {
+            stream: *stream,
+            source,
+        })
+    }
+}
+
 impl Shared {
     fn lock_state(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
@@ -435,7 +473,7 @@ impl Shared {
 
         let mut state = self.lock_state();
         if let Err(error) = result {
-            state.error.get_or_insert((kind, error));
+            state.error.get_or_insert((kind, error.raw_os_error(), error.to_string()));
         }
         state.open_streams -= 1;
         drop(state);
@@ -491,7 +529,14 @@ impl Shared {
             } else {
                 &buffer[..count]
             };
-            stream.ring.write(data);
+            if !data.is_empty() {
+                let mut log = lock(&self.log);
+                let start = stream.ring.total_written();
+                stream.ring.write(data);
+                let [stdout, stderr] = &self.streams;
+                let merge_window = self.config.flush_interval.max(Duration::from_millis(1));
+                log.record(kind, start, start + data.len() as u64, merge_window, [&stdout.ring, &stderr.ring]);
+            }
             stream.bytes_read.fetch_add(count as u64, Ordering::Release);
             self.wake_waiters();
 

@@ -3,7 +3,8 @@
 //! The core is plain Rust and builds without Python: a ring buffer per
 //! stream ([`ring`]), a streaming ANSI escape stripper ([`ansi`]), gzip
 //! ([`compress`]), the capture with its reader threads ([`capture`]), process
-//! spawning ([`process`]) and the output record ([`output`]). The Python
+//! spawning ([`process`]), the output record ([`output`]) and live
+//! stream cursors ([`stream`]). The Python
 //! binding lives in `python/` behind the `python` feature.
 
 pub mod ansi;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod output;
 pub mod process;
 pub mod ring;
+pub mod stream;
 
 #[cfg(feature = "python")]
 mod python;

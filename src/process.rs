@@ -26,6 +26,11 @@ use crate::error::Error;
 /// switches; the kernel may grant less, which is fine.
 const OUTPUT_PIPE_SIZE: usize = 1024 * 1024;
 
+/// How long the capture keeps reading after the child exits, for output that
+/// a background grandchild still holding the pipes writes. Bytes already in
+/// the pipes are kept even when the grace runs out.
+pub const DEFAULT_EOF_GRACE: Duration = Duration::from_millis(100);
+
 /// What the child reads on stdin.
 #[derive(Debug, Default)]
 pub enum Stdin {
@@ -71,6 +76,20 @@ pub struct Process {
 struct ChildState {
     child: Child,
     status: Option<ExitStatus>,
+    /// When this process first saw the child's exit status.
+    exited_at: Option<Instant>,
+}
+
+impl ChildState {
+    fn poll_status(&mut self) -> io::Result<Option<ExitStatus>> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait()?;
+            if self.status.is_some() {
+                self.exited_at = Some(Instant::now());
+            }
+        }
+        Ok(self.status)
+    }
 }
 
 impl Process {
@@ -151,7 +170,11 @@ impl Process {
         Ok(Self {
             pid,
             pidfd,
-            child: Mutex::new(ChildState { child, status: None }),
+            child: Mutex::new(ChildState {
+                child,
+                status: None,
+                exited_at: None,
+            }),
             capture,
             stdin_feeder: Mutex::new(stdin_feeder),
         })
@@ -169,11 +192,14 @@ impl Process {
 
     /// The exit status if the child has exited (reaping it), without blocking.
     pub fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
+        self.lock_child().poll_status()
+    }
+
+    /// How long ago the child was seen to exit, checking without blocking.
+    pub fn exited_for(&self) -> io::Result<Option<Duration>> {
         let mut child = self.lock_child();
-        if child.status.is_none() {
-            child.status = child.child.try_wait()?;
-        }
-        Ok(child.status)
+        child.poll_status()?;
+        Ok(child.exited_at.map(|exited_at| exited_at.elapsed()))
     }
 
     /// Waits up to `timeout` for the child to exit and returns its status, or
@@ -213,10 +239,7 @@ impl Process {
     /// signalling it could hit the wrong processes.
     pub fn signal_group(&self, signal: Signal) -> io::Result<bool> {
         let mut child = self.lock_child();
-        if child.status.is_none() {
-            child.status = child.child.try_wait()?;
-        }
-        if child.status.is_some() {
+        if child.poll_status()?.is_some() {
             return Ok(false);
         }
         let pid = Pid::from_raw(self.pid as i32).expect("a child's process ID is positive");
@@ -255,6 +278,7 @@ impl Drop for Process {
             let mut child = self.lock_child();
             if let Ok(status) = child.child.wait() {
                 child.status = Some(status);
+                child.exited_at = Some(Instant::now());
             }
         }
         self.capture.close();

@@ -7,7 +7,7 @@ reader threads that never hold the GIL.
 
 from ._capture import OutputCapture
 from ._config import OutputCaptureConfig
-from ._native import CaptureClosedError, CaptureError, StreamingDisabledError
+from ._native import CaptureClosedError, CaptureError, Chunk, StreamingDisabledError
 from ._native import strip_ansi as _strip_ansi
 from ._output import CaptureStats, ProcessOutput
 from ._process import (
@@ -26,6 +26,7 @@ __all__ = [
     "CaptureClosedError",
     "CaptureError",
     "CaptureStats",
+    "Chunk",
     "OutputCapture",
     "OutputCaptureConfig",
     "Process",

@@ -12,6 +12,7 @@ from . import _native
 from ._config import OutputCaptureConfig
 from ._native import CaptureClosedError
 from ._output import CaptureStats, ProcessOutput
+from ._stream import StreamMethods
 
 __all__ = ["OutputCapture"]
 
@@ -44,7 +45,7 @@ def _check_config(config: Optional[OutputCaptureConfig]) -> OutputCaptureConfig:
     return config.copy()
 
 
-class OutputCapture:
+class OutputCapture(StreamMethods):
     """Capture two streams with one native reader thread each.
 
     ``capture_streams()`` starts reading and returns at once; ``wait()``
@@ -57,13 +58,15 @@ class OutputCapture:
         self._config = _check_config(config)
         self._native = _native.NativeCapture(self._config._fields())
         self._stream_channel = self._new_channel() if self._config.streaming_enabled else None
+        self._owner: Optional["_native.NativeProcess"] = None
 
     @classmethod
-    def _wrap(cls, native: "_native.NativeCapture", config: OutputCaptureConfig) -> "OutputCapture":
+    def _wrap(cls, owner: "_native.NativeProcess", config: OutputCaptureConfig) -> "OutputCapture":
         """Wrap the capture that a native process owns."""
         capture = cls.__new__(cls)
         capture._config = config
-        capture._native = native
+        capture._native = owner.capture
+        capture._owner = owner
         capture._stream_channel = cls._new_channel() if config.streaming_enabled else None
         return capture
 
@@ -84,6 +87,12 @@ class OutputCapture:
     def _check_open(self) -> None:
         if self._native.closed:
             raise CaptureClosedError("the capture is closed; only close(), get_output() and stats() still work")
+
+    def _open_stream(self, which: str) -> "_native.NativeStream":
+        self._check_open()
+        if self._owner is not None:
+            return self._owner.stream(which)
+        return self._native.stream(which)
 
     def capture_streams(self, stdout: StreamArg = None, stderr: StreamArg = None) -> None:
         """Start one reader thread per stream and return at once.

@@ -9,12 +9,13 @@ import signal
 import subprocess
 import time
 from types import TracebackType
-from typing import IO, Any, List, Mapping, Optional, Sequence, Tuple, Type, Union
+from typing import IO, Any, List, Mapping, Optional, Sequence, Tuple, Type, Union, cast
 
 from . import _native
 from ._capture import OutputCapture, _check_config, _fileno
 from ._config import OutputCaptureConfig
 from ._output import ProcessOutput
+from ._stream import StreamMethods
 
 __all__ = [
     "EOF_GRACE",
@@ -29,7 +30,7 @@ __all__ = [
 #: Seconds ``run()`` and ``Process.wait()`` keep reading after the child
 #: exits, for output a background grandchild still holds the pipes for. Bytes
 #: already in the pipes are kept even when the grace runs out.
-EOF_GRACE = 0.1
+EOF_GRACE: float = _native.EOF_GRACE
 
 StrOrBytesPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 Args = Union[StrOrBytesPath, Sequence[StrOrBytesPath]]
@@ -130,7 +131,7 @@ def _argv(args: Args, shell: bool) -> List[str]:
     if isinstance(args, (str, bytes, os.PathLike)):
         items = [args]
     elif isinstance(args, Sequence):
-        items = list(args)
+        items = list(cast(Sequence[StrOrBytesPath], args))
     else:
         raise TypeError(f"invalid args: {args!r} ({type(args).__name__}); expected a str or a sequence of str")
     if not items:
@@ -179,7 +180,7 @@ def _decode(data: bytes, encoding: Optional[str], errors: Optional[str]) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-class Process:
+class Process(StreamMethods):
     """A running command whose stdout and stderr are being captured.
 
     Made by ``spawn()``. ``wait()`` returns the ``ProcessResult``;
@@ -243,7 +244,10 @@ class Process:
                 raise FileNotFoundError(error.errno, error.strerror, cwd_text) from None
             raise
         self._started = time.monotonic()
-        self.capture = OutputCapture._wrap(self._native.capture, self._config)
+        self.capture = OutputCapture._wrap(self._native, self._config)
+
+    def _open_stream(self, which: str) -> "_native.NativeStream":
+        return self.capture._open_stream(which)
 
     @property
     def pid(self) -> int:

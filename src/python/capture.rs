@@ -103,6 +103,11 @@ impl NativeCapture {
         output_to_fields(py, &output)
     }
 
+    /// A new cursor over `which` ("both", "stdout" or "stderr").
+    fn stream(&self, which: &str) -> PyResult<super::stream::NativeStream> {
+        super::stream::NativeStream::open(Arc::clone(&self.inner), None, which)
+    }
+
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let stats = self.inner.stats();
         let dict = PyDict::new(py);

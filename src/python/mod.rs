@@ -7,6 +7,7 @@
 mod capture;
 mod errors;
 mod process;
+mod stream;
 mod wait;
 
 use pyo3::prelude::*;
@@ -21,6 +22,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();
     module.add_class::<capture::NativeCapture>()?;
     module.add_class::<process::NativeProcess>()?;
+    module.add_class::<stream::NativeStream>()?;
+    module.add_class::<stream::Chunk>()?;
     module.add_function(wrap_pyfunction!(strip_ansi, module)?)?;
     module.add_function(wrap_pyfunction!(gunzip, module)?)?;
     module.add_function(wrap_pyfunction!(output_to_json, module)?)?;
@@ -30,6 +33,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("StreamingDisabledError", py.get_type::<errors::StreamingDisabledError>())?;
     module.add("READ_BUFFER_SIZE", crate::capture::READ_BUFFER_SIZE)?;
     module.add("MAX_STRING_LEN", crate::ansi::MAX_STRING_LEN)?;
+    module.add("EOF_GRACE", crate::process::DEFAULT_EOF_GRACE.as_secs_f64())?;
     Ok(())
 }
 

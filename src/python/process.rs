@@ -70,6 +70,16 @@ impl NativeProcess {
         }
     }
 
+    /// A new cursor over `which` that also ends once the child has exited
+    /// and the EOF grace has passed.
+    fn stream(&self, which: &str) -> PyResult<super::stream::NativeStream> {
+        super::stream::NativeStream::open(
+            Arc::clone(self.inner.capture()),
+            Some(Arc::clone(&self.inner)),
+            which,
+        )
+    }
+
     /// The exit code if the child has exited, else None; never blocks.
     fn poll(&self) -> PyResult<Option<i32>> {
         Ok(self.inner.try_wait()?.map(exit_code))

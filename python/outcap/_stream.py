@@ -1,0 +1,155 @@
+"""Stream iterators: chunks and text lines, sync and async."""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+from typing import AsyncIterator, Dict, Iterable, Iterator, List
+
+from . import _native
+from ._native import Chunk
+
+__all__ = ["Chunk", "StreamMethods"]
+
+#: Longest time an async iterator's helper thread waits before checking for
+#: cancellation of the task that awaits it.
+_ASYNC_WAIT_SLICE = 0.05
+
+
+class _LineSplitter:
+    """Turns one stream's chunks into complete lines, keeping each ``\\n``.
+
+    Decoding is incremental, so a multi-byte character split across chunks
+    decodes correctly; a partial line waits for the rest.
+    """
+
+    def __init__(self, encoding: str, errors: str) -> None:
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors)
+        self._partial: List[str] = []
+
+    def feed(self, data: bytes) -> List[str]:
+        text = self._decoder.decode(data)
+        if "\n" not in text:
+            if text:
+                self._partial.append(text)
+            return []
+        lines = text.split("\n")
+        if self._partial:
+            self._partial.append(lines[0])
+            lines[0] = "".join(self._partial)
+            self._partial = []
+        rest = lines.pop()
+        if rest:
+            self._partial.append(rest)
+        return [line + "\n" for line in lines]
+
+    def finish(self) -> List[str]:
+        text = "".join(self._partial) + self._decoder.decode(b"", final=True)
+        self._partial = []
+        return self._split_final(text)
+
+    @staticmethod
+    def _split_final(text: str) -> List[str]:
+        if not text:
+            return []
+        lines = [line + "\n" for line in text.split("\n")]
+        lines[-1] = lines[-1][:-1]
+        return [line for line in lines if line]
+
+
+class _Lines:
+    """Per-stream splitters for a chunk source that may mix both streams."""
+
+    def __init__(self, encoding: str, errors: str) -> None:
+        codecs.lookup(encoding)  # raise LookupError now for an unknown encoding
+        codecs.lookup_error(errors)
+        self._encoding = encoding
+        self._errors = errors
+        self._splitters: Dict[str, _LineSplitter] = {}
+
+    def feed(self, chunk: Chunk) -> List[str]:
+        splitter = self._splitters.get(chunk.stream)
+        if splitter is None:
+            splitter = self._splitters[chunk.stream] = _LineSplitter(self._encoding, self._errors)
+        return splitter.feed(chunk.data)
+
+    def finish(self) -> List[str]:
+        lines: List[str] = []
+        for splitter in self._splitters.values():
+            lines.extend(splitter.finish())
+        return lines
+
+
+def lines_from_chunks(chunks: Iterable[Chunk], encoding: str, errors: str) -> Iterator[str]:
+    """Yield complete text lines from ``chunks``."""
+    lines = _Lines(encoding, errors)
+    for chunk in chunks:
+        yield from lines.feed(chunk)
+    yield from lines.finish()
+
+
+async def achunks(stream: "_native.NativeStream") -> AsyncIterator[Chunk]:
+    """Yield ``stream``'s chunks without blocking the event loop.
+
+    Ready chunks are taken directly; when none is ready, a worker thread
+    waits (without the GIL) for the capture to change.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            chunk = stream.try_next()
+        except BlockingIOError:
+            await loop.run_in_executor(None, stream.wait_for_change, _ASYNC_WAIT_SLICE)
+            continue
+        if chunk is None:
+            return
+        yield chunk
+
+
+async def alines(chunks: AsyncIterator[Chunk], encoding: str, errors: str) -> AsyncIterator[str]:
+    """Yield complete text lines from async ``chunks``."""
+    lines = _Lines(encoding, errors)
+    async for chunk in chunks:
+        for line in lines.feed(chunk):
+            yield line
+    for line in lines.finish():
+        yield line
+
+
+
+class StreamMethods:
+    """``stream()``, ``lines()``, ``astream()`` and ``alines()`` over ``_open_stream``."""
+
+    def _open_stream(self, which: str) -> "_native.NativeStream":
+        raise NotImplementedError
+
+    def stream(self, which: str = "both") -> Iterator[Chunk]:
+        """Iterate over ``Chunk`` objects as the output arrives.
+
+        ``which`` is ``"both"``, ``"stdout"`` or ``"stderr"``; ``"both"``
+        interleaves the streams in the order the reads happened. Needs
+        ``streaming_enabled``. Each iterator starts at the oldest retained
+        byte and sees every retained byte once, in order; one that falls
+        more than ``max_buffer_size`` behind loses the oldest bytes and the
+        next chunk reports how many in ``skipped``. Waiting releases the GIL
+        and Ctrl-C raises ``KeyboardInterrupt``. A failed read raises OSError
+        once the bytes before it were delivered.
+        """
+        return self._open_stream(which)
+
+    def lines(self, which: str = "both", encoding: str = "utf-8", errors: str = "replace") -> Iterator[str]:
+        """Iterate over complete text lines, each ending in ``\\n`` (kept).
+
+        ``\\r`` stays inside the line; a last line without a newline is still
+        yielded. Multi-byte characters split across reads decode correctly,
+        and decoding errors follow ``errors``.
+        """
+        return lines_from_chunks(self._open_stream(which), encoding, errors)
+
+    def astream(self, which: str = "both") -> AsyncIterator[Chunk]:
+        """``stream()`` as an async iterator that never blocks the event loop."""
+        return achunks(self._open_stream(which))
+
+    def alines(self, which: str = "both", encoding: str = "utf-8", errors: str = "replace") -> AsyncIterator[str]:
+        """``lines()`` as an async iterator that never blocks the event loop."""
+        return alines(achunks(self._open_stream(which)), encoding, errors)
