@@ -15,6 +15,7 @@ pub mod error;
 pub mod output;
 pub mod process;
 pub mod ring;
+mod spawn;
 pub mod stream;
 
 #[cfg(feature = "python")]

@@ -3,10 +3,8 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::OwnedFd;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -15,11 +13,12 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
 use rustix::io::Errno;
 use rustix::pipe::{pipe_with, PipeFlags};
-use rustix::process::{Pid, Signal};
+use rustix::process::{Pid, Signal, WaitOptions, WaitStatus};
 
 use crate::capture::{Capture, Source};
 use crate::config::CaptureConfig;
 use crate::error::Error;
+use crate::spawn::{spawn, ChildStdio};
 
 /// Pipe size asked for on the output pipes the capture creates. A larger
 /// pipe lets a fast writer run ahead of the reader thread with fewer context
@@ -74,17 +73,26 @@ pub struct Process {
 
 #[derive(Debug)]
 struct ChildState {
-    child: Child,
-    status: Option<ExitStatus>,
+    pid: Pid,
+    /// The exit code once the child was reaped (see [`exit_code`]).
+    status: Option<i32>,
     /// When this process first saw the child's exit status.
     exited_at: Option<Instant>,
 }
 
 impl ChildState {
-    fn poll_status(&mut self) -> io::Result<Option<ExitStatus>> {
+    /// Reaps the child if it has exited; with `block`, waits until it does.
+    fn poll_status(&mut self, block: bool) -> io::Result<Option<i32>> {
         if self.status.is_none() {
-            self.status = self.child.try_wait()?;
-            if self.status.is_some() {
+            let options = if block { WaitOptions::empty() } else { WaitOptions::NOHANG };
+            let reaped = loop {
+                match rustix::process::waitpid(Some(self.pid), options) {
+                    Err(Errno::INTR) => continue,
+                    other => break other?,
+                }
+            };
+            if let Some((_, status)) = reaped {
+                self.status = Some(exit_code(status));
                 self.exited_at = Some(Instant::now());
             }
         }
@@ -100,37 +108,15 @@ impl Process {
         let (stdout_read, stdout_write) = output_pipe()?;
         let (stderr_read, stderr_write) = output_pipe()?;
 
-        let mut command = Command::new(&spec.program);
-        command
-            .args(&spec.args)
-            .stdout(Stdio::from(stdout_write))
-            .stderr(Stdio::from(stderr_write))
-            .process_group(0);
-        if let Some(cwd) = &spec.cwd {
-            command.current_dir(cwd);
-        }
-        if let Some(env) = &spec.env {
-            command.env_clear().envs(env.iter().map(|(key, value)| (key, value)));
-        }
-        let input = match spec.stdin {
-            Stdin::Null => {
-                command.stdin(Stdio::null());
-                None
-            }
+        let (stdin_read, stdin_write, input) = match spec.stdin {
+            Stdin::Null => (None, None, None),
             Stdin::Bytes(bytes) => {
-                command.stdin(Stdio::piped());
-                Some(bytes)
+                let (read_end, write_end) =
+                    pipe_with(PipeFlags::CLOEXEC).map_err(|errno| Error::io("pipe", errno.into()))?;
+                (Some(read_end), Some(write_end), Some(bytes))
             }
-            Stdin::Fd(fd) => {
-                command.stdin(Stdio::from(fd));
-                None
-            }
+            Stdin::Fd(fd) => (Some(fd), None, None),
         };
-        // SAFETY: the closure runs in the forked child before exec and only
-        // calls sigaction and sigprocmask, which are async-signal-safe.
-        unsafe {
-            command.pre_exec(reset_signal_dispositions);
-        }
 
         capture.set_owned_by_process();
         capture.start(
@@ -143,12 +129,20 @@ impl Process {
                 nonblocking: true,
             }),
         )?;
-        let spawned = command.spawn();
-        // Dropping the command closes this process's copies of the write
-        // ends, so the readers see EOF once the child's side closes.
-        drop(command);
-        let mut child = match spawned {
-            Ok(child) => child,
+        let stdio = ChildStdio {
+            stdin: stdin_read.as_ref().map(AsFd::as_fd),
+            stdout: stdout_write.as_fd(),
+            stderr: stderr_write.as_fd(),
+        };
+        let spawned = spawn(&spec.program, &spec.args, spec.cwd.as_deref(), spec.env.as_deref(), &stdio);
+        // Closing this process's copies of the child's ends lets the readers
+        // see EOF once the child's side closes.
+        drop(stdio);
+        drop(stdin_read);
+        drop(stdout_write);
+        drop(stderr_write);
+        let pid = match spawned {
+            Ok(pid) => Pid::from_raw(pid).expect("posix_spawn returns a positive process ID"),
             Err(source) => {
                 capture.set_ended(None);
                 capture.close();
@@ -159,25 +153,24 @@ impl Process {
             }
         };
 
-        let pid = child.id();
-        let pidfd = Pid::from_raw(pid as i32)
-            .and_then(|pid| rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok());
-        let stdin_feeder = match (input, child.stdin.take()) {
-            (Some(bytes), Some(stdin)) => Some(start_stdin_feeder(OwnedFd::from(stdin), bytes, &capture)?),
-            _ => None,
-        };
-
-        Ok(Self {
-            pid,
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok();
+        let process = Self {
+            pid: pid.as_raw_nonzero().get() as u32,
             pidfd,
             child: Mutex::new(ChildState {
-                child,
+                pid,
                 status: None,
                 exited_at: None,
             }),
             capture,
-            stdin_feeder: Mutex::new(stdin_feeder),
-        })
+            stdin_feeder: Mutex::new(None),
+        };
+        if let (Some(bytes), Some(stdin)) = (input, stdin_write) {
+            // On failure, dropping `process` kills and reaps the child.
+            let feeder = start_stdin_feeder(stdin, bytes, &process.capture)?;
+            *lock(&process.stdin_feeder) = Some(feeder);
+        }
+        Ok(process)
     }
 
     /// The child's process ID, which is also its process group ID.
@@ -190,21 +183,21 @@ impl Process {
         &self.capture
     }
 
-    /// The exit status if the child has exited (reaping it), without blocking.
-    pub fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
-        self.lock_child().poll_status()
+    /// The exit code if the child has exited (reaping it), without blocking.
+    pub fn try_wait(&self) -> io::Result<Option<i32>> {
+        self.lock_child().poll_status(false)
     }
 
     /// How long ago the child was seen to exit, checking without blocking.
     pub fn exited_for(&self) -> io::Result<Option<Duration>> {
         let mut child = self.lock_child();
-        child.poll_status()?;
+        child.poll_status(false)?;
         Ok(child.exited_at.map(|exited_at| exited_at.elapsed()))
     }
 
-    /// Waits up to `timeout` for the child to exit and returns its status, or
-    /// `None` if it is still running.
-    pub fn wait_timeout(&self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+    /// Waits up to `timeout` for the child to exit and returns its exit
+    /// code, or `None` if it is still running.
+    pub fn wait_timeout(&self, timeout: Duration) -> io::Result<Option<i32>> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.try_wait()? {
@@ -239,11 +232,10 @@ impl Process {
     /// signalling it could hit the wrong processes.
     pub fn signal_group(&self, signal: Signal) -> io::Result<bool> {
         let mut child = self.lock_child();
-        if child.poll_status()?.is_some() {
+        if child.poll_status(false)?.is_some() {
             return Ok(false);
         }
-        let pid = Pid::from_raw(self.pid as i32).expect("a child's process ID is positive");
-        match rustix::process::kill_process_group(pid, signal) {
+        match rustix::process::kill_process_group(child.pid, signal) {
             Ok(()) => Ok(true),
             // The group may be gone between the check and the call only if
             // the leader is a zombie with no other members; nothing to signal.
@@ -263,7 +255,7 @@ impl Process {
         if let Some(feeder) = lock(&self.stdin_feeder).take() {
             let _ = feeder.join();
         }
-        self.capture.set_ended(status.map(exit_code));
+        self.capture.set_ended(status);
         reached_eof
     }
 }
@@ -275,11 +267,7 @@ impl Drop for Process {
         let running = self.try_wait().map(|status| status.is_none()).unwrap_or(false);
         if running {
             let _ = self.signal_group(Signal::KILL);
-            let mut child = self.lock_child();
-            if let Ok(status) = child.child.wait() {
-                child.status = Some(status);
-                child.exited_at = Some(Instant::now());
-            }
+            let _ = self.lock_child().poll_status(true);
         }
         self.capture.close();
         if let Some(feeder) = lock(&self.stdin_feeder).take() {
@@ -295,8 +283,8 @@ impl Process {
 }
 
 /// The exit code as `subprocess` reports it: the status, or `-N` for signal N.
-pub fn exit_code(status: ExitStatus) -> i32 {
-    match (status.code(), status.signal()) {
+pub fn exit_code(status: WaitStatus) -> i32 {
+    match (status.exit_status(), status.terminating_signal()) {
         (Some(code), _) => code,
         (None, Some(signal)) => -signal,
         (None, None) => -1,
@@ -323,29 +311,6 @@ fn output_pipe() -> Result<(OwnedFd, OwnedFd), Error> {
 fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     let flags = fcntl_getfl(fd)?;
     fcntl_setfl(fd, flags | OFlags::NONBLOCK)?;
-    Ok(())
-}
-
-/// Resets every catchable signal to its default action and unblocks all
-/// signals, so the child does not inherit this process's ignored signals
-/// (Python ignores SIGPIPE and SIGXFSZ, for one).
-fn reset_signal_dispositions() -> io::Result<()> {
-    // SAFETY: sigemptyset, sigaction and sigprocmask are async-signal-safe
-    // and given valid pointers to stack values.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = libc::SIG_DFL;
-        libc::sigemptyset(&mut action.sa_mask);
-        for signal in 1..libc::SIGRTMIN() {
-            if signal == libc::SIGKILL || signal == libc::SIGSTOP {
-                continue;
-            }
-            libc::sigaction(signal, &action, std::ptr::null_mut());
-        }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-    }
     Ok(())
 }
 

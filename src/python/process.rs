@@ -13,7 +13,7 @@ use rustix::process::Signal;
 
 use super::capture::{config_from_fields, duplicate_fd, ConfigFields, NativeCapture};
 use super::wait::{timeout_from_secs, wait_interruptibly};
-use crate::process::{exit_code, CommandSpec, Process, Stdin};
+use crate::process::{CommandSpec, Process, Stdin};
 
 #[pyclass(frozen, module = "outcap._native")]
 pub(crate) struct NativeProcess {
@@ -82,7 +82,7 @@ impl NativeProcess {
 
     /// The exit code if the child has exited, else None; never blocks.
     fn poll(&self) -> PyResult<Option<i32>> {
-        Ok(self.inner.try_wait()?.map(exit_code))
+        Ok(self.inner.try_wait()?)
     }
 
     /// Waits for the child to exit and returns its exit code, or None when
@@ -92,7 +92,7 @@ impl NativeProcess {
         let timeout = timeout_from_secs(timeout)?;
         let process = &self.inner;
         wait_interruptibly(py, timeout, |slice| {
-            process.wait_timeout(slice).map(|status| status.map(exit_code))
+            process.wait_timeout(slice)
         })
     }
 
