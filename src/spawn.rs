@@ -234,11 +234,14 @@ impl Attributes {
             // SAFETY: initialised just above.
             inner: unsafe { inner.assume_init() },
         };
-        // SAFETY: the sigsets are initialised by sigfillset/sigemptyset before
-        // use, and the attribute object is initialised.
+        // SAFETY: both sigsets are fully written before use, and the attribute
+        // object is initialised.
         unsafe {
+            // Every bit set, rather than sigfillset: glibc's sigfillset leaves
+            // out its two internal real-time signals, and posix_spawn then
+            // sets those to SIG_IGN in the child, where they stay ignored.
             let mut all = MaybeUninit::<libc::sigset_t>::uninit();
-            libc::sigfillset(all.as_mut_ptr());
+            std::ptr::write_bytes(all.as_mut_ptr(), 0xff, 1);
             let mut none = MaybeUninit::<libc::sigset_t>::uninit();
             libc::sigemptyset(none.as_mut_ptr());
             check(libc::posix_spawnattr_setsigdefault(&mut attributes.inner, all.as_ptr()))?;
