@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import sys
+import time
 from typing import IO, List, Optional
 
 from ._config import OutputCaptureConfig
 from ._output import ProcessOutput
-from ._process import ProcessResult, TimeoutExpired, run
+from ._process import Process, TimeoutExpired, spawn
 
 __all__ = ["main", "parse_size"]
 
@@ -56,7 +58,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "run",
         help="run a command, show its output and summary, optionally write the record as JSON",
         description=(
-            "Run COMMAND, show its output, print a one-line summary to stderr and exit with "
+            "Run COMMAND, show its output live (stdout to stdout, stderr to stderr) while capturing it, print a one-line summary to stderr and exit with "
             "the command's exit code (128+N when killed by signal N, 124 when --timeout passed, "
             "126 when it cannot be executed, 127 when it is not found)."
         ),
@@ -95,7 +97,9 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds between SIGTERM and SIGKILL when ending the command (default: 0.5)",
     )
-    run_parser.add_argument("--quiet", "-q", action="store_true", help="do not show the command's output")
+    run_parser.add_argument(
+        "--quiet", "-q", action="store_true", help="do not show the command's output live (it is still captured)"
+    )
     run_parser.add_argument(
         "--json",
         metavar="PATH",
@@ -145,6 +149,33 @@ def _write(stream: IO[str], data: bytes) -> None:
     stream.flush()
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _show_live(process: Process, timeout: Optional[float]) -> None:
+    """Copy the command's output to our stdout and stderr as it arrives.
+
+    Stops at the end of the output, or when ``timeout`` (seconds since the
+    start) passes, so that ``wait()`` can end the command.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    chunks = process._open_stream("both")
+    while True:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            chunk = chunks.next(remaining)
+        except TimeoutError:
+            return
+        if chunk is None:
+            return
+        _write_all(1 if chunk.stream == "stdout" else 2, chunk.data)
+
+
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     argv: List[str] = list(args.argv)
     if argv and argv[0] == "--":
@@ -162,12 +193,18 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except ValueError as error:
         parser.error(f"run: {error}")
 
+    show_output = not args.quiet and args.json != "-"
+    config.streaming_enabled = show_output
     timed_out = False
     try:
-        result: ProcessResult = run(argv, config=config, timeout=args.timeout, kill_grace=args.kill_grace)
-    except TimeoutExpired as error:
-        assert error.result is not None
-        result, timed_out = error.result, True
+        with spawn(argv, config=config, timeout=args.timeout, kill_grace=args.kill_grace) as process:
+            if show_output:
+                _show_live(process, args.timeout)
+            try:
+                result = process.wait()
+            except TimeoutExpired as error:
+                assert error.result is not None
+                result, timed_out = error.result, True
     except FileNotFoundError as error:
         print(f"outcap: command not found: {error.filename or argv[0]}", file=sys.stderr)
         return EXIT_NOT_FOUND
@@ -176,10 +213,6 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return EXIT_NOT_EXECUTABLE
 
     output = result.output
-    show_output = not args.quiet and args.json != "-"
-    if show_output:
-        _write(sys.stdout, result.get_stdout())
-        _write(sys.stderr, result.get_stderr())
     if args.json == "-":
         sys.stdout.write(output.to_json() + "\n")
         sys.stdout.flush()
