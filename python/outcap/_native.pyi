@@ -12,6 +12,7 @@ OutputFields = Tuple[bytes, bytes, Optional[int], int, int, int, bool, bool, int
 READ_BUFFER_SIZE: int
 MAX_STRING_LEN: int
 EOF_GRACE: float
+GZIP_DEFAULT_LEVEL: int
 
 class CaptureError(Exception):
     """Base class of outcap's own errors."""
@@ -103,6 +104,9 @@ class NativeProcess:
 
 def strip_ansi(data: bytes) -> bytes:
     """Remove ANSI escape sequences from ``data``."""
+
+def gzip(data: bytes, level: int = ...) -> bytes:
+    """Compress ``data`` as one gzip member at ``level`` (0-9), as stored output is."""
 
 def gunzip(data: bytes) -> bytes:
     """Decompress gzip data (one or more members)."""

@@ -26,6 +26,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<stream::Chunk>()?;
     module.add_function(wrap_pyfunction!(strip_ansi, module)?)?;
     module.add_function(wrap_pyfunction!(gunzip, module)?)?;
+    module.add_function(wrap_pyfunction!(gzip, module)?)?;
+    module.add("GZIP_DEFAULT_LEVEL", crate::compress::DEFAULT_LEVEL)?;
     module.add_function(wrap_pyfunction!(output_to_json, module)?)?;
     module.add_function(wrap_pyfunction!(output_from_json, module)?)?;
     module.add("CaptureError", py.get_type::<errors::CaptureError>())?;
@@ -42,6 +44,19 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
 fn strip_ansi<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
     let stripped = py.detach(|| crate::ansi::strip(data));
     PyBytes::new(py, &stripped)
+}
+
+/// Compresses `data` as one gzip member at `level` (0-9), as stored output is.
+#[pyfunction]
+#[pyo3(signature = (data, level=crate::compress::DEFAULT_LEVEL))]
+fn gzip<'py>(py: Python<'py>, data: &[u8], level: u32) -> PyResult<Bound<'py, PyBytes>> {
+    if level > 9 {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "invalid gzip level: {level}; expected 0 to 9"
+        )));
+    }
+    let compressed = py.detach(|| crate::compress::gzip(data, level));
+    Ok(PyBytes::new(py, &compressed))
 }
 
 /// Decompresses gzip data (one or more members).
