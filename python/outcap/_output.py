@@ -138,7 +138,12 @@ class ProcessOutput:
         """
         if isinstance(text, (bytes, bytearray)):
             text = bytes(text).decode("utf-8")
-        return cls._from_fields(_native.output_from_json(text))
+        fields = _native.output_from_json(text)
+        try:
+            return cls._from_fields(fields)
+        except OverflowError:
+            # Go accepts year 0 (or year 1 with a positive offset); datetime starts at year 1.
+            raise ValueError("invalid ProcessOutput JSON: a time is before 0001-01-01T00:00:00Z") from None
 
     def __repr__(self) -> str:
         return (

@@ -64,7 +64,7 @@ fn gzip<'py>(py: Python<'py>, data: &[u8], level: u32) -> PyResult<Bound<'py, Py
 fn gunzip<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
     let plain = py
         .detach(|| crate::compress::gunzip(data))
-        .map_err(|error| errors::CaptureError::new_err(format!("stored output is not valid gzip data: {error}")))?;
+        .map_err(|error| errors::CaptureError::new_err(error.to_string()))?;
     Ok(PyBytes::new(py, &plain))
 }
 
@@ -144,6 +144,6 @@ fn output_to_json(
 fn output_from_json<'py>(py: Python<'py>, text: &str) -> PyResult<OutputFields<'py>> {
     let output = py
         .detach(|| ProcessOutput::from_json(text))
-        .map_err(|error| pyo3::exceptions::PyValueError::new_err(format!("invalid ProcessOutput JSON: {error}")))?;
+        .map_err(|error| pyo3::exceptions::PyValueError::new_err(error.to_string()))?;
     Ok(output_to_fields(py, &output))
 }
