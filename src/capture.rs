@@ -31,6 +31,10 @@ pub const READ_BUFFER_SIZE: usize = 128 * 1024;
 /// output already written is kept even when a writer never stops.
 const CANCEL_DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 
+/// Most bytes that pile up in the rings before stream iterators are woken,
+/// however recently they were woken before.
+const WAKE_BATCH_SIZE: u64 = 1024 * 1024;
+
 /// Stack for the reader threads: they keep their buffers on the heap.
 const READER_STACK_SIZE: usize = 128 * 1024;
 
@@ -109,6 +113,8 @@ struct State {
     /// Bumped on every change that a waiter may care about.
     generation: u64,
     last_wake: Option<Instant>,
+    /// Bytes written to the rings since waiters were last woken.
+    bytes_since_wake: u64,
     /// The first read error: the stream, the OS error code and the message.
     error: Option<(StreamKind, Option<i32>, String)>,
     compression_seconds: f64,
@@ -151,6 +157,7 @@ impl Capture {
                 ended_after: None,
                 generation: 0,
                 last_wake: None,
+                bytes_since_wake: 0,
                 error: None,
                 compression_seconds: 0.0,
                 compression_ratio: None,
@@ -538,7 +545,7 @@ impl Shared {
                 log.record(kind, start, start + data.len() as u64, merge_window, [&stdout.ring, &stderr.ring]);
             }
             stream.bytes_read.fetch_add(count as u64, Ordering::Release);
-            self.wake_waiters();
+            self.wake_waiters(data.len() as u64);
 
             if let Some(budget) = drain_budget.as_mut() {
                 *budget = budget.saturating_sub(count as u64);
@@ -586,20 +593,26 @@ impl Shared {
         }
     }
 
-    /// Wakes stream iterators, at most once per flush interval while output
-    /// keeps coming. Waiters also wake on their own after one flush interval,
-    /// so no byte waits longer than that.
-    fn wake_waiters(&self) {
+    /// Wakes stream iterators after `written` more bytes: at once when the
+    /// last wake-up is a flush interval old, else only once a batch of bytes
+    /// has piled up. Waiters also wake on their own after one flush interval,
+    /// so no byte waits longer than that, and the batch bound (a quarter of
+    /// the ring at most) wakes them well before fast output overwrites what
+    /// they have not read.
+    fn wake_waiters(&self, written: u64) {
         let interval = self.config.flush_interval;
+        let batch = (self.config.max_buffer_size as u64 / 4).clamp(1, WAKE_BATCH_SIZE);
         let mut state = self.lock_state();
         state.generation += 1;
+        state.bytes_since_wake += written;
         let now = Instant::now();
         let due = match state.last_wake {
-            Some(last) => now.duration_since(last) >= interval,
+            Some(last) => now.duration_since(last) >= interval || state.bytes_since_wake >= batch,
             None => true,
         };
         if due {
             state.last_wake = Some(now);
+            state.bytes_since_wake = 0;
             drop(state);
             self.changed.notify_all();
         }
