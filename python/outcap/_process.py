@@ -328,12 +328,15 @@ class Process(StreamMethods):
         return self._finish()
 
     def close(self) -> None:
-        """End the process if it still runs, reap it and close the capture."""
+        """End the process if it still runs, reap it and close the capture.
+
+        The capture's output stays available through ``capture.get_output()``.
+        """
         try:
             if self._result is None:
                 if self._native.poll() is None:
                     self._end_group()
-                self._finish()
+                self._native.finish(EOF_GRACE)
         finally:
             self.capture.close()
 

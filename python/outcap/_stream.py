@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import itertools
 from typing import AsyncIterator, Dict, Iterable, Iterator, List
 
 from . import _native
@@ -116,6 +117,25 @@ async def alines(chunks: AsyncIterator[Chunk], encoding: str, errors: str) -> As
         yield line
 
 
+async def autf8_lines(stream: "_native.NativeStream", errors: str) -> AsyncIterator[str]:
+    """Yield ``stream``'s UTF-8 lines, split natively, without blocking the event loop."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            lines = stream.try_next_lines(errors)
+        except BlockingIOError:
+            await loop.run_in_executor(None, stream.wait_for_change, _ASYNC_WAIT_SLICE)
+            continue
+        if lines is None:
+            return
+        for line in lines:
+            yield line
+
+
+def _is_utf8(encoding: str) -> bool:
+    return codecs.lookup(encoding).name == "utf-8"
+
+
 
 class StreamMethods:
     """``stream()``, ``lines()``, ``astream()`` and ``alines()`` over ``_open_stream``."""
@@ -144,7 +164,13 @@ class StreamMethods:
         yielded. Multi-byte characters split across reads decode correctly,
         and decoding errors follow ``errors``.
         """
-        return lines_from_chunks(self._open_stream(which), encoding, errors)
+        stream = self._open_stream(which)
+        if _is_utf8(encoding):
+            codecs.lookup_error(errors)
+            # Split and decoded natively, one list per chunk; chaining the
+            # lists keeps Python frames out of the per-line path.
+            return itertools.chain.from_iterable(iter(lambda: stream.next_lines(errors), None))
+        return lines_from_chunks(stream, encoding, errors)
 
     def astream(self, which: str = "both") -> AsyncIterator[Chunk]:
         """``stream()`` as an async iterator that never blocks the event loop."""
@@ -152,4 +178,8 @@ class StreamMethods:
 
     def alines(self, which: str = "both", encoding: str = "utf-8", errors: str = "replace") -> AsyncIterator[str]:
         """``lines()`` as an async iterator that never blocks the event loop."""
-        return alines(achunks(self._open_stream(which)), encoding, errors)
+        stream = self._open_stream(which)
+        if _is_utf8(encoding):
+            codecs.lookup_error(errors)
+            return autf8_lines(stream, errors)
+        return alines(achunks(stream), encoding, errors)

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList, PyString};
 
 use super::errors::StreamingDisabledError;
 use super::wait::{timeout_from_secs, wait_interruptibly, SIGNAL_CHECK_INTERVAL};
@@ -62,6 +62,8 @@ pub(crate) struct NativeStream {
     /// grandchild keeps the pipes open.
     process: Option<Arc<Process>>,
     cursor: Mutex<Cursor>,
+    /// Per stream, the start of a line whose `\n` has not arrived yet.
+    partial_lines: Mutex<Option<[Vec<u8>; 2]>>,
 }
 
 /// What one wait step of a stream found.
@@ -85,6 +87,7 @@ impl NativeStream {
             capture,
             process,
             cursor: Mutex::new(Cursor::new(selection)),
+            partial_lines: Mutex::new(Some([Vec::new(), Vec::new()])),
         })
     }
 
@@ -170,6 +173,24 @@ impl NativeStream {
         }
     }
 
+    /// Waits for the next chunk and returns the UTF-8 lines it completes as
+    /// a list of `str` (each ending in `\n`, possibly empty); at the end of
+    /// the stream, the unfinished last lines; then None. `errors` is a
+    /// Python codec error handler name.
+    fn next_lines<'py>(&self, py: Python<'py>, errors: &str) -> PyResult<Option<Bound<'py, PyList>>> {
+        let step = wait_interruptibly(py, None, |slice| self.step(slice))?;
+        self.split_lines(py, step, errors)
+    }
+
+    /// Like `next_lines`, but raises BlockingIOError when no chunk is ready.
+    fn try_next_lines<'py>(&self, py: Python<'py>, errors: &str) -> PyResult<Option<Bound<'py, PyList>>> {
+        let step = py.detach(|| self.step(Duration::ZERO))?;
+        if step.is_none() {
+            return Err(pyo3::exceptions::PyBlockingIOError::new_err("no chunk is ready"));
+        }
+        self.split_lines(py, step, errors)
+    }
+
     /// Blocks up to `timeout` seconds (at most 50 ms at a time without the
     /// GIL) until the capture changes.
     fn wait_for_change(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
@@ -182,6 +203,54 @@ impl NativeStream {
 }
 
 impl NativeStream {
+    /// Splits a chunk into complete lines, keeping what follows the last
+    /// `\n` for the next chunk of the same stream. Splitting the bytes at
+    /// `\n` before decoding is exact for UTF-8, where 0x0A never occurs
+    /// inside a multi-byte character.
+    fn split_lines<'py>(
+        &self,
+        py: Python<'py>,
+        step: Option<Step>,
+        errors: &str,
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
+        let errors = std::ffi::CString::new(errors)
+            .map_err(|_| PyValueError::new_err("invalid errors: contains a NUL byte"))?;
+        let mut guard = self.partial_lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let lines = PyList::empty(py);
+        match step {
+            Some(Step::Chunk(chunk)) => {
+                let Some(partials) = guard.as_mut() else {
+                    return Ok(None);
+                };
+                let partial = &mut partials[chunk.stream.index()];
+                let mut rest = &chunk.data[..];
+                while let Some(end) = memchr::memchr(b'\n', rest) {
+                    let line = &rest[..=end];
+                    if partial.is_empty() {
+                        lines.append(decode_utf8(py, line, &errors)?)?;
+                    } else {
+                        partial.extend_from_slice(line);
+                        lines.append(decode_utf8(py, partial, &errors)?)?;
+                        partial.clear();
+                    }
+                    rest = &rest[end + 1..];
+                }
+                partial.extend_from_slice(rest);
+                Ok(Some(lines))
+            }
+            Some(Step::End) => {
+                let Some(partials) = guard.take() else {
+                    return Ok(None);
+                };
+                for partial in partials.iter().filter(|partial| !partial.is_empty()) {
+                    lines.append(decode_utf8(py, partial, &errors)?)?;
+                }
+                Ok(Some(lines))
+            }
+            None => Ok(Some(lines)),
+        }
+    }
+
     /// `Some(Some(chunk))`, `Some(None)` at the end, `None` when `timeout` passed.
     fn next_chunk(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<Option<Option<Chunk>>> {
         let step = if timeout == Some(Duration::ZERO) {
@@ -194,5 +263,17 @@ impl NativeStream {
             Some(Step::End) => Ok(Some(None)),
             None => Ok(None),
         }
+    }
+}
+
+/// Decodes UTF-8 with a Python error handler, as `bytes.decode` does.
+fn decode_utf8<'py>(py: Python<'py>, data: &[u8], errors: &std::ffi::CStr) -> PyResult<Bound<'py, PyString>> {
+    // SAFETY: `data` is valid for `data.len()` bytes and `errors` is a
+    // NUL-terminated handler name; the call returns a new reference or NULL
+    // with a Python exception set, which `from_owned_ptr_or_err` turns into
+    // the error.
+    unsafe {
+        let object = pyo3::ffi::PyUnicode_DecodeUTF8(data.as_ptr().cast(), data.len() as pyo3::ffi::Py_ssize_t, errors.as_ptr());
+        Ok(Bound::from_owned_ptr_or_err(py, object)?.cast_into_unchecked())
     }
 }
