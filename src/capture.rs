@@ -6,7 +6,7 @@
 //! deadlocks, and a consumer that does not read never blocks the child.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -78,8 +78,10 @@ struct Shared {
     config: CaptureConfig,
     streams: [StreamState; 2],
     /// Readable once the capture is cancelled; every poll in the readers
-    /// includes it, so one write wakes them all.
-    cancel_event: OwnedFd,
+    /// includes it, so one write wakes them all. Each reader holds its own
+    /// reference, and `close` drops this one, so the descriptor is released
+    /// as soon as the capture is closed, not when the last handle goes.
+    cancel_event: Mutex<Option<Arc<OwnedFd>>>,
     cancelled: AtomicBool,
     /// Order and time of the reads. Readers write a ring and record the read
     /// under this lock, so a cursor holding it sees both in step.
@@ -143,7 +145,7 @@ impl Capture {
         let shared = Shared {
             config,
             streams,
-            cancel_event,
+            cancel_event: Mutex::new(Some(Arc::new(cancel_event))),
             cancelled: AtomicBool::new(false),
             log: Mutex::new(ReadLog::default()),
             state: Mutex::new(State {
@@ -197,15 +199,17 @@ impl Capture {
             state.started_instant = Instant::now();
         }
 
+        let cancel_event = self.cancel_event().ok_or(Error::Closed)?;
         let mut readers = lock(&self.readers);
         for (kind, source) in [(StreamKind::Stdout, stdout), (StreamKind::Stderr, stderr)] {
             let Some(source) = source else { continue };
             self.shared.lock_state().open_streams += 1;
             let shared = Arc::clone(&self.shared);
+            let cancel_event = Arc::clone(&cancel_event);
             let spawned = std::thread::Builder::new()
                 .name(format!("outcap-{}", kind.name()))
                 .stack_size(READER_STACK_SIZE)
-                .spawn(move || shared.read_stream(kind, source));
+                .spawn(move || shared.read_stream(kind, source, &cancel_event));
             match spawned {
                 Ok(handle) => readers.push(handle),
                 Err(error) => {
@@ -304,6 +308,7 @@ impl Capture {
             // its ring stays consistent (see `RingBuffer::lock`).
             let _ = handle.join();
         }
+        lock(&self.shared.cancel_event).take();
         let mut state = self.shared.lock_state();
         state.closed = true;
         state.generation += 1;
@@ -431,10 +436,10 @@ impl Capture {
         }
     }
 
-    /// A borrowed handle to the cancel eventfd, for other waits (such as the
-    /// stdin feeder) that must stop when the capture does.
-    pub(crate) fn cancel_event(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.shared.cancel_event.as_fd()
+    /// The cancel eventfd, for other waits (such as the stdin feeder) that
+    /// must stop when the capture does; `None` once the capture is closed.
+    pub(crate) fn cancel_event(&self) -> Option<Arc<OwnedFd>> {
+        lock(&self.shared.cancel_event).clone()
     }
 }
 
@@ -468,14 +473,16 @@ impl Shared {
             return;
         }
         // The eventfd counter only grows, so it stays readable for every poller.
-        if let Err(errno) = rustix::io::write(&self.cancel_event, &1u64.to_ne_bytes()) {
-            debug_assert!(false, "writing the cancel eventfd failed: {errno}");
+        if let Some(cancel_event) = lock(&self.cancel_event).as_ref() {
+            if let Err(errno) = rustix::io::write(cancel_event, &1u64.to_ne_bytes()) {
+                debug_assert!(false, "writing the cancel eventfd failed: {errno}");
+            }
         }
     }
 
     /// The body of a reader thread.
-    fn read_stream(&self, kind: StreamKind, source: Source) {
-        let result = self.read_until_eof(kind, &source);
+    fn read_stream(&self, kind: StreamKind, source: Source, cancel_event: &OwnedFd) {
+        let result = self.read_until_eof(kind, &source, cancel_event);
         drop(source);
 
         let mut state = self.lock_state();
@@ -487,7 +494,7 @@ impl Shared {
         self.finish_if_done();
     }
 
-    fn read_until_eof(&self, kind: StreamKind, source: &Source) -> io::Result<()> {
+    fn read_until_eof(&self, kind: StreamKind, source: &Source, cancel_event: &OwnedFd) -> io::Result<()> {
         let stream = &self.streams[kind.index()];
         let mut buffer = vec![0u8; READ_BUFFER_SIZE];
         let mut stripped = Vec::with_capacity(if self.config.process_ansi { READ_BUFFER_SIZE } else { 0 });
@@ -499,12 +506,12 @@ impl Shared {
             if must_poll {
                 match drain_budget {
                     Some(_) => {
-                        if !self.poll_readable(source, Some(Duration::ZERO))? {
+                        if !poll_readable(source, cancel_event, Some(Duration::ZERO))? {
                             break;
                         }
                     }
                     None => {
-                        if !self.poll_readable(source, None)? {
+                        if !poll_readable(source, cancel_event, None)? {
                             drain_budget = Some(CANCEL_DRAIN_LIMIT);
                             continue;
                         }
@@ -562,37 +569,6 @@ impl Shared {
         Ok(())
     }
 
-    /// Waits until `source` is readable (true) or the capture is cancelled
-    /// (false). With a zero timeout, only tells whether it is readable now.
-    fn poll_readable(&self, source: &Source, timeout: Option<Duration>) -> io::Result<bool> {
-        let timespec = timeout.map(|timeout| Timespec {
-            tv_sec: timeout.as_secs() as _,
-            tv_nsec: timeout.subsec_nanos() as _,
-        });
-        loop {
-            let mut fds = [
-                PollFd::new(&source.fd, PollFlags::IN),
-                PollFd::new(&self.cancel_event, PollFlags::IN),
-            ];
-            let polled = if timeout.is_some() {
-                poll(&mut fds[..1], timespec.as_ref())
-            } else {
-                poll(&mut fds, None)
-            };
-            match polled {
-                Ok(_) => {}
-                Err(Errno::INTR) => continue,
-                Err(errno) => return Err(errno.into()),
-            }
-            // POLLHUP and POLLERR also mean a read will not block: it returns
-            // EOF or the error.
-            if !fds[0].revents().is_empty() {
-                return Ok(true);
-            }
-            return Ok(false);
-        }
-    }
-
     /// Wakes stream iterators after `written` more bytes: at once when the
     /// last wake-up is a flush interval old, else only once a batch of bytes
     /// has piled up. Waiters also wake on their own after one flush interval,
@@ -628,6 +604,37 @@ impl Shared {
         state.generation += 1;
         drop(state);
         self.changed.notify_all();
+    }
+}
+
+/// Waits until `source` is readable (true) or the capture is cancelled
+/// (false). With a zero timeout, only tells whether it is readable now.
+fn poll_readable(source: &Source, cancel_event: &OwnedFd, timeout: Option<Duration>) -> io::Result<bool> {
+    let timespec = timeout.map(|timeout| Timespec {
+        tv_sec: timeout.as_secs() as _,
+        tv_nsec: timeout.subsec_nanos() as _,
+    });
+    loop {
+        let mut fds = [
+            PollFd::new(&source.fd, PollFlags::IN),
+            PollFd::new(cancel_event, PollFlags::IN),
+        ];
+        let polled = if timeout.is_some() {
+            poll(&mut fds[..1], timespec.as_ref())
+        } else {
+            poll(&mut fds, None)
+        };
+        match polled {
+            Ok(_) => {}
+            Err(Errno::INTR) => continue,
+            Err(errno) => return Err(errno.into()),
+        }
+        // POLLHUP and POLLERR also mean a read will not block: it returns
+        // EOF or the error.
+        if !fds[0].revents().is_empty() {
+            return Ok(true);
+        }
+        return Ok(false);
     }
 }
 

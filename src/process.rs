@@ -63,7 +63,7 @@ pub struct Process {
     /// Lets a wait sleep in `poll(2)` until the child exits; `None` on
     /// kernels without `pidfd_open` (before Linux 5.3), which fall back to
     /// sleeping in short steps.
-    pidfd: Option<OwnedFd>,
+    pidfd: Mutex<Option<OwnedFd>>,
     /// Reaping happens under this lock, and signals are sent under it too, so
     /// a signal never reaches a recycled process ID.
     child: Mutex<ChildState>,
@@ -156,7 +156,7 @@ impl Process {
         let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok();
         let process = Self {
             pid: pid.as_raw_nonzero().get() as u32,
-            pidfd,
+            pidfd: Mutex::new(pidfd),
             child: Mutex::new(ChildState {
                 pid,
                 status: None,
@@ -208,7 +208,8 @@ impl Process {
                 return Ok(None);
             }
             let remaining = deadline - now;
-            match &self.pidfd {
+            let pidfd = lock(&self.pidfd);
+            match pidfd.as_ref() {
                 Some(pidfd) => {
                     let timespec = Timespec {
                         tv_sec: remaining.as_secs() as _,
@@ -256,6 +257,10 @@ impl Process {
             let _ = feeder.join();
         }
         self.capture.set_ended(status);
+        if status.is_some() {
+            // Reaped: nothing is left to wait for, so release the descriptor now.
+            lock(&self.pidfd).take();
+        }
         reached_eof
     }
 }
@@ -321,15 +326,15 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
 /// a cancelled capture stops it while it waits for room in the pipe.
 fn start_stdin_feeder(stdin: OwnedFd, input: Vec<u8>, capture: &Arc<Capture>) -> Result<JoinHandle<()>, Error> {
     set_nonblocking(&stdin).map_err(|error| Error::io("fcntl(O_NONBLOCK)", error))?;
-    let capture = Arc::clone(capture);
+    let cancel_event = capture.cancel_event().ok_or(Error::Closed)?;
     std::thread::Builder::new()
         .name("outcap-stdin".into())
         .stack_size(64 * 1024)
-        .spawn(move || feed_stdin(&stdin, &input, &capture))
+        .spawn(move || feed_stdin(&stdin, &input, &cancel_event))
         .map_err(|error| Error::io("starting the stdin feeder thread", error))
 }
 
-fn feed_stdin(stdin: &OwnedFd, mut input: &[u8], capture: &Capture) {
+fn feed_stdin(stdin: &OwnedFd, mut input: &[u8], cancel_event: &OwnedFd) {
     while !input.is_empty() {
         match rustix::io::write(stdin, input) {
             Ok(written) => input = &input[written..],
@@ -337,7 +342,7 @@ fn feed_stdin(stdin: &OwnedFd, mut input: &[u8], capture: &Capture) {
             Err(Errno::AGAIN) => {
                 let mut fds = [
                     PollFd::new(stdin, PollFlags::OUT),
-                    PollFd::from_borrowed_fd(capture.cancel_event(), PollFlags::IN),
+                    PollFd::new(cancel_event, PollFlags::IN),
                 ];
                 match poll(&mut fds, None) {
                     Ok(_) | Err(Errno::INTR) => {}

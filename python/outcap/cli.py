@@ -11,6 +11,7 @@ import time
 from typing import IO, List, Optional
 
 from ._config import OutputCaptureConfig
+from ._native import CaptureError
 from ._output import ProcessOutput
 from ._process import Process, TimeoutExpired, spawn
 
@@ -195,6 +196,28 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     show_output = not args.quiet and args.json != "-"
     config.streaming_enabled = show_output
+    record: Optional[IO[str]] = None
+    if args.json and args.json != "-":
+        # Open the record first, so a command is never run for a record that cannot be written.
+        try:
+            record = open(args.json, "w", encoding="utf-8")
+        except OSError as error:
+            parser.error(f"run: cannot write --json {args.json}: {error.strerror}")
+    try:
+        return _run_command(args, parser, argv, config, record)
+    finally:
+        if record is not None:
+            record.close()
+
+
+def _run_command(
+    args: argparse.Namespace,
+    parser: argparse.ArgumentParser,
+    argv: List[str],
+    config: OutputCaptureConfig,
+    record: Optional[IO[str]],
+) -> int:
+    show_output = config.streaming_enabled
     timed_out = False
     try:
         with spawn(argv, config=config, timeout=args.timeout, kill_grace=args.kill_grace) as process:
@@ -211,14 +234,15 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except PermissionError as error:
         print(f"outcap: cannot execute {error.filename or argv[0]}: {error.strerror}", file=sys.stderr)
         return EXIT_NOT_EXECUTABLE
+    except MemoryError:
+        parser.error(f"run: cannot allocate two ring buffers of --max-buffer-size {args.max_buffer_size} bytes")
 
     output = result.output
     if args.json == "-":
         sys.stdout.write(output.to_json() + "\n")
         sys.stdout.flush()
-    elif args.json:
-        with open(args.json, "w", encoding="utf-8") as record:
-            record.write(output.to_json() + "\n")
+    elif record is not None:
+        record.write(output.to_json() + "\n")
     print(_summary(output, _status(output.exit_code, timed_out)), file=sys.stderr)
 
     if timed_out:
@@ -231,11 +255,12 @@ def _show(args: argparse.Namespace) -> int:
     try:
         with open(args.record, encoding="utf-8") as record:
             output = ProcessOutput.from_json(record.read())
-    except (OSError, ValueError, UnicodeDecodeError) as error:
+        stdout, stderr = output.get_stdout(), output.get_stderr()
+    except (OSError, ValueError, CaptureError) as error:
         print(f"outcap: cannot read record {args.record}: {error}", file=sys.stderr)
         return 1
-    _write(sys.stdout, output.get_stdout())
-    _write(sys.stderr, output.get_stderr())
+    _write(sys.stdout, stdout)
+    _write(sys.stderr, stderr)
     print(_summary(output, _status(output.exit_code, False)), file=sys.stderr)
     return 0
 
