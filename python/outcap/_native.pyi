@@ -4,10 +4,29 @@ The classes here are blunt building blocks; the public API in ``outcap``
 wraps them with defaults, argument checks and text handling.
 """
 
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, final
 
-ConfigFields = Tuple[int, bool, float, bool, int, bool]
-OutputFields = Tuple[bytes, bytes, Optional[int], int, int, int, bool, bool, int, int, bool, Optional[str]]
+__all__ = [
+    "CaptureClosedError",
+    "CaptureError",
+    "Chunk",
+    "EOF_GRACE",
+    "GZIP_DEFAULT_LEVEL",
+    "MAX_STRING_LEN",
+    "NativeCapture",
+    "NativeProcess",
+    "NativeStream",
+    "READ_BUFFER_SIZE",
+    "StreamingDisabledError",
+    "gunzip",
+    "gzip",
+    "output_from_json",
+    "output_to_json",
+    "strip_ansi",
+]
+
+_ConfigFields = Tuple[int, bool, float, bool, int, bool]
+_OutputFields = Tuple[bytes, bytes, Optional[int], int, int, int, bool, bool, int, int, bool, Optional[str]]
 
 READ_BUFFER_SIZE: int
 MAX_STRING_LEN: int
@@ -23,6 +42,7 @@ class CaptureClosedError(CaptureError):
 class StreamingDisabledError(CaptureError):
     """Live iteration needs OutputCaptureConfig(streaming_enabled=True)."""
 
+@final
 class Chunk:
     """Bytes of one stream, as a stream iterator hands them out."""
 
@@ -41,6 +61,7 @@ class Chunk:
     def timestamp(self) -> float:
         """Unix time when the first byte of ``data`` was read."""
 
+@final
 class NativeStream:
     """A cursor into a capture's ring buffers; a blocking iterator of ``Chunk``."""
 
@@ -57,10 +78,11 @@ class NativeStream:
     def wait_for_change(self, timeout: float) -> None:
         """Block up to ``timeout`` seconds (at most 50 ms) until the capture changes."""
 
+@final
 class NativeCapture:
     """A capture of raw file descriptors, or the capture a process owns."""
 
-    def __new__(cls, config: ConfigFields) -> "NativeCapture": ...
+    def __new__(cls, config: _ConfigFields) -> "NativeCapture": ...
     def capture_streams(self, stdout: Optional[int], stderr: Optional[int]) -> None:
         """Start reading duplicates of the given descriptors (either may be None)."""
     def wait(self, timeout: Optional[float] = None) -> bool:
@@ -71,12 +93,14 @@ class NativeCapture:
     def closed(self) -> bool: ...
     @property
     def finished(self) -> bool: ...
-    def output(self) -> OutputFields:
+    def output(self) -> _OutputFields:
         """The output so far as a tuple of ``ProcessOutput`` fields."""
-    def stats(self) -> Dict[str, Union[int, float, None]]: ...
+    def stats(self) -> Dict[str, Any]:
+        """The counters named like the fields of ``outcap.CaptureStats``."""
     def stream(self, which: str) -> NativeStream:
         """A new cursor over ``which``: "both", "stdout" or "stderr"."""
 
+@final
 class NativeProcess:
     """A child process in its own process group with its output captured."""
 
@@ -89,7 +113,7 @@ class NativeProcess:
         env: Optional[List[Tuple[str, str]]] = None,
         input: Optional[bytes] = None,
         stdin_fd: Optional[int] = None,
-        config: ConfigFields,
+        config: _ConfigFields,
     ) -> "NativeProcess": ...
     @property
     def pid(self) -> int: ...
@@ -131,5 +155,5 @@ def output_to_json(
 ) -> str:
     """Encode the fields of a ``ProcessOutput`` as JSON in the Go service's format."""
 
-def output_from_json(text: str) -> OutputFields:
+def output_from_json(text: str) -> _OutputFields:
     """Parse a JSON record into ``ProcessOutput`` fields; ValueError names the invalid field."""
