@@ -532,7 +532,11 @@ impl Shared {
             must_poll = !source.nonblocking;
             self.read_calls.fetch_add(1, Ordering::Relaxed);
 
-            let data = if self.config.process_ansi {
+            let read = &buffer[..count];
+            // Most reads hold no escape at all; they go to the ring as read,
+            // without the copy through the stripper.
+            let plain = !stripper.in_sequence() && memchr::memchr(0x1b, read).is_none();
+            let data = if self.config.process_ansi && !plain {
                 stripped.clear();
                 stripper.strip_into(&buffer[..count], &mut stripped);
                 let removed = (count - stripped.len()) as u64;
@@ -541,7 +545,7 @@ impl Shared {
                 }
                 &stripped[..]
             } else {
-                &buffer[..count]
+                read
             };
             if !data.is_empty() {
                 let mut log = lock(&self.log);
