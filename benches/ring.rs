@@ -15,7 +15,9 @@ fn writes(c: &mut Criterion) {
         let data = vec![b'x'; write_size];
         // Enough writes to wrap the ring once, so both phases are measured.
         let writes_per_iteration = RING_SIZE / write_size;
-        group.throughput(Throughput::Bytes((write_size * writes_per_iteration) as u64));
+        group.throughput(Throughput::Bytes(
+            (write_size * writes_per_iteration) as u64,
+        ));
 
         let ring = RingBuffer::new(RING_SIZE).unwrap();
         group.bench_with_input(BenchmarkId::new("ring", write_size), &data, |b, data| {

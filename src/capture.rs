@@ -139,8 +139,9 @@ impl Capture {
             })
         };
         let streams = [make_stream()?, make_stream()?];
-        let cancel_event = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
-            .map_err(|errno| Error::io("eventfd", errno.into()))?;
+        let cancel_event =
+            rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+                .map_err(|errno| Error::io("eventfd", errno.into()))?;
 
         let shared = Shared {
             config,
@@ -277,7 +278,12 @@ impl Capture {
         let next = {
             let log = lock(&self.shared.log);
             let [stdout, stderr] = &self.shared.streams;
-            cursor.next(&log, [&stdout.ring, &stderr.ring], self.shared.config.flush_interval, finished)
+            cursor.next(
+                &log,
+                [&stdout.ring, &stderr.ring],
+                self.shared.config.flush_interval,
+                finished,
+            )
         };
         if finished && matches!(next, Next::Empty) {
             if let Some(error) = self.shared.lock_state().read_error() {
@@ -328,12 +334,16 @@ impl Capture {
 
     /// Bytes read from one stream's pipe so far.
     pub fn bytes_read(&self, stream: StreamKind) -> u64 {
-        self.shared.streams[stream.index()].bytes_read.load(Ordering::Acquire)
+        self.shared.streams[stream.index()]
+            .bytes_read
+            .load(Ordering::Acquire)
     }
 
     /// Counts chunks handed to stream iterators.
     pub fn add_chunks_delivered(&self, count: u64) {
-        self.shared.chunks_delivered.fetch_add(count, Ordering::Relaxed);
+        self.shared
+            .chunks_delivered
+            .fetch_add(count, Ordering::Relaxed);
     }
 
     /// The current change counter; pass it to [`Capture::wait_for_change`].
@@ -482,22 +492,42 @@ impl Shared {
 
     /// The body of a reader thread.
     fn read_stream(&self, kind: StreamKind, source: Source, cancel_event: &OwnedFd) {
-        let result = self.read_until_eof(kind, &source, cancel_event);
+        // A panic must still end the stream below, or `wait` would block forever.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.read_until_eof(kind, &source, cancel_event)
+        }))
+        .unwrap_or_else(|payload| {
+            Err(io::Error::other(format!(
+                "the reader thread failed: {}",
+                crate::error::panic_message(payload.as_ref())
+            )))
+        });
         drop(source);
 
         let mut state = self.lock_state();
         if let Err(error) = result {
-            state.error.get_or_insert((kind, error.raw_os_error(), error.to_string()));
+            state
+                .error
+                .get_or_insert((kind, error.raw_os_error(), error.to_string()));
         }
         state.open_streams -= 1;
         drop(state);
         self.finish_if_done();
     }
 
-    fn read_until_eof(&self, kind: StreamKind, source: &Source, cancel_event: &OwnedFd) -> io::Result<()> {
+    fn read_until_eof(
+        &self,
+        kind: StreamKind,
+        source: &Source,
+        cancel_event: &OwnedFd,
+    ) -> io::Result<()> {
         let stream = &self.streams[kind.index()];
         let mut buffer = vec![0u8; READ_BUFFER_SIZE];
-        let mut stripped = Vec::with_capacity(if self.config.process_ansi { READ_BUFFER_SIZE } else { 0 });
+        let mut stripped = Vec::with_capacity(if self.config.process_ansi {
+            READ_BUFFER_SIZE
+        } else {
+            0
+        });
         let mut stripper = AnsiStripper::new();
         let mut must_poll = !source.nonblocking;
         let mut drain_budget: Option<u64> = None;
@@ -541,7 +571,8 @@ impl Shared {
                 stripper.strip_into(&buffer[..count], &mut stripped);
                 let removed = (count - stripped.len()) as u64;
                 if removed > 0 {
-                    self.ansi_bytes_removed.fetch_add(removed, Ordering::Relaxed);
+                    self.ansi_bytes_removed
+                        .fetch_add(removed, Ordering::Relaxed);
                 }
                 &stripped[..]
             } else {
@@ -553,7 +584,13 @@ impl Shared {
                 stream.ring.write(data);
                 let [stdout, stderr] = &self.streams;
                 let merge_window = self.config.flush_interval.max(Duration::from_millis(1));
-                log.record(kind, start, start + data.len() as u64, merge_window, [&stdout.ring, &stderr.ring]);
+                log.record(
+                    kind,
+                    start,
+                    start + data.len() as u64,
+                    merge_window,
+                    [&stdout.ring, &stderr.ring],
+                );
             }
             stream.bytes_read.fetch_add(count as u64, Ordering::Release);
             self.wake_waiters(data.len() as u64);
@@ -613,7 +650,11 @@ impl Shared {
 
 /// Waits until `source` is readable (true) or the capture is cancelled
 /// (false). With a zero timeout, only tells whether it is readable now.
-fn poll_readable(source: &Source, cancel_event: &OwnedFd, timeout: Option<Duration>) -> io::Result<bool> {
+fn poll_readable(
+    source: &Source,
+    cancel_event: &OwnedFd,
+    timeout: Option<Duration>,
+) -> io::Result<bool> {
     let timespec = timeout.map(|timeout| Timespec {
         tv_sec: timeout.as_secs() as _,
         tv_nsec: timeout.subsec_nanos() as _,
@@ -657,7 +698,9 @@ fn compress_pair(stdout: &[u8], stderr: &[u8]) -> (Vec<u8>, Vec<u8>) {
         std::thread::scope(|scope| {
             let stderr_job = scope.spawn(|| compress_one(stderr));
             let stdout = compress_one(stdout);
-            let stderr = stderr_job.join().expect("gzip of a byte slice does not panic");
+            let stderr = stderr_job
+                .join()
+                .expect("gzip of a byte slice does not panic");
             (stdout, stderr)
         })
     } else {
@@ -675,11 +718,15 @@ fn system_time_micros(time: SystemTime) -> i64 {
 /// Locks a mutex, keeping the data when a panicking thread poisoned it: every
 /// critical section here leaves the data consistent before it can panic.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn wait_condvar<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-    condvar.wait(guard).unwrap_or_else(|poisoned| poisoned.into_inner())
+    condvar
+        .wait(guard)
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn wait_condvar_timeout<'a, T>(

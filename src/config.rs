@@ -120,7 +120,10 @@ mod tests {
     #[test]
     fn flush_interval_rejects_negative_and_non_finite() {
         assert_eq!(flush_interval_from_secs(0.0), Ok(Duration::ZERO));
-        assert_eq!(flush_interval_from_secs(0.25), Ok(Duration::from_millis(250)));
+        assert_eq!(
+            flush_interval_from_secs(0.25),
+            Ok(Duration::from_millis(250))
+        );
         for bad in [-0.001, f64::NAN, f64::INFINITY] {
             let error = flush_interval_from_secs(bad).unwrap_err();
             assert_eq!(error.field, "flush_interval");

@@ -36,7 +36,10 @@ pub enum Error {
     /// A configuration value is out of range.
     Config(ConfigError),
     /// The program could not be started.
-    Spawn { program: OsString, source: io::Error },
+    Spawn {
+        program: OsString,
+        source: io::Error,
+    },
     /// A system call the capture relies on failed.
     Io {
         operation: &'static str,
@@ -75,9 +78,14 @@ impl fmt::Display for Error {
                 write!(f, "reading {} failed: {source}", stream.name())
             }
             Error::OutOfMemory { bytes } => {
-                write!(f, "could not allocate {bytes} bytes for the ring buffers; lower max_buffer_size")
+                write!(
+                    f,
+                    "could not allocate {bytes} bytes for the ring buffers; lower max_buffer_size"
+                )
             }
-            Error::AlreadyStarted => f.write_str("capture_streams() was already called on this capture"),
+            Error::AlreadyStarted => {
+                f.write_str("capture_streams() was already called on this capture")
+            }
             Error::Closed => f.write_str("the capture is closed"),
             Error::Output(error) => error.fmt(f),
         }
@@ -106,5 +114,16 @@ impl From<ConfigError> for Error {
 impl From<OutputError> for Error {
     fn from(error: OutputError) -> Self {
         Error::Output(error)
+    }
+}
+
+/// The message of a caught panic, when it carried one.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "panic without a message".to_owned()
     }
 }

@@ -84,7 +84,11 @@ impl ChildState {
     /// Reaps the child if it has exited; with `block`, waits until it does.
     fn poll_status(&mut self, block: bool) -> io::Result<Option<i32>> {
         if self.status.is_none() {
-            let options = if block { WaitOptions::empty() } else { WaitOptions::NOHANG };
+            let options = if block {
+                WaitOptions::empty()
+            } else {
+                WaitOptions::NOHANG
+            };
             let reaped = loop {
                 match rustix::process::waitpid(Some(self.pid), options) {
                     Err(Errno::INTR) => continue,
@@ -111,8 +115,8 @@ impl Process {
         let (stdin_read, stdin_write, input) = match spec.stdin {
             Stdin::Null => (None, None, None),
             Stdin::Bytes(bytes) => {
-                let (read_end, write_end) =
-                    pipe_with(PipeFlags::CLOEXEC).map_err(|errno| Error::io("pipe", errno.into()))?;
+                let (read_end, write_end) = pipe_with(PipeFlags::CLOEXEC)
+                    .map_err(|errno| Error::io("pipe", errno.into()))?;
                 (Some(read_end), Some(write_end), Some(bytes))
             }
             Stdin::Fd(fd) => (Some(fd), None, None),
@@ -134,7 +138,13 @@ impl Process {
             stdout: stdout_write.as_fd(),
             stderr: stderr_write.as_fd(),
         };
-        let spawned = spawn(&spec.program, &spec.args, spec.cwd.as_deref(), spec.env.as_deref(), &stdio);
+        let spawned = spawn(
+            &spec.program,
+            &spec.args,
+            spec.cwd.as_deref(),
+            spec.env.as_deref(),
+            &stdio,
+        );
         // Closing this process's copies of the child's ends lets the readers
         // see EOF once the child's side closes.
         drop(stdio);
@@ -269,7 +279,10 @@ impl Drop for Process {
     /// Kills a child still running and reaps it, so neither a process nor a
     /// zombie outlives its handle; then stops the capture's threads.
     fn drop(&mut self) {
-        let running = self.try_wait().map(|status| status.is_none()).unwrap_or(false);
+        let running = self
+            .try_wait()
+            .map(|status| status.is_none())
+            .unwrap_or(false);
         if running {
             let _ = self.signal_group(Signal::KILL);
             let _ = self.lock_child().poll_status(true);
@@ -297,7 +310,9 @@ pub fn exit_code(status: WaitStatus) -> i32 {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Creates a pipe for one output stream: a non-blocking read end that only
@@ -324,7 +339,11 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
 /// The child may never read its stdin, or exit early: `EPIPE` ends the feeder
 /// quietly (this process ignores SIGPIPE, as Rust and Python both set up), and
 /// a cancelled capture stops it while it waits for room in the pipe.
-fn start_stdin_feeder(stdin: OwnedFd, input: Vec<u8>, capture: &Arc<Capture>) -> Result<JoinHandle<()>, Error> {
+fn start_stdin_feeder(
+    stdin: OwnedFd,
+    input: Vec<u8>,
+    capture: &Arc<Capture>,
+) -> Result<JoinHandle<()>, Error> {
     set_nonblocking(&stdin).map_err(|error| Error::io("fcntl(O_NONBLOCK)", error))?;
     let cancel_event = capture.cancel_event().ok_or(Error::Closed)?;
     std::thread::Builder::new()

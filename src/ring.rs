@@ -98,7 +98,9 @@ impl RingBuffer {
 
     /// Bytes that were overwritten (written but no longer retained).
     pub fn overwritten(&self) -> u64 {
-        self.lock().total_written.saturating_sub(self.capacity as u64)
+        self.lock()
+            .total_written
+            .saturating_sub(self.capacity as u64)
     }
 
     /// Number of bytes currently retained.
@@ -149,7 +151,9 @@ impl RingBuffer {
         // A writer never panics while holding the lock (it only copies bytes
         // within bounds it checked), so a poisoned lock still guards
         // consistent data and is safe to keep using.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -285,7 +289,9 @@ mod tests {
             std::thread::spawn(move || {
                 let mut offset = 0u64;
                 for len in (1..200usize).cycle().take(5000) {
-                    let data: Vec<u8> = (0..len as u64).map(|i| ((offset + i) % 251) as u8).collect();
+                    let data: Vec<u8> = (0..len as u64)
+                        .map(|i| ((offset + i) % 251) as u8)
+                        .collect();
                     ring.write(&data);
                     offset += len as u64;
                 }

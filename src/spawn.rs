@@ -112,16 +112,25 @@ fn resolve_program(program: &OsStr, env: Option<&[(OsString, OsString)]>) -> io:
         return Ok(PathBuf::from(program));
     }
     let path = match env {
-        Some(pairs) => pairs.iter().find(|(key, _)| key == "PATH").map(|(_, value)| value.clone()),
+        Some(pairs) => pairs
+            .iter()
+            .find(|(key, _)| key == "PATH")
+            .map(|(_, value)| value.clone()),
         None => std::env::var_os("PATH"),
     }
     .unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
 
     let mut denied = false;
     for directory in std::env::split_paths(&path) {
-        let directory = if directory.as_os_str().is_empty() { PathBuf::from(".") } else { directory };
+        let directory = if directory.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            directory
+        };
         let candidate = directory.join(program);
-        let Ok(metadata) = std::fs::metadata(&candidate) else { continue };
+        let Ok(metadata) = std::fs::metadata(&candidate) else {
+            continue;
+        };
         if !metadata.is_file() {
             continue;
         }
@@ -130,7 +139,11 @@ fn resolve_program(program: &OsStr, env: Option<&[(OsString, OsString)]>) -> io:
             Err(_) => denied = true,
         }
     }
-    Err(io::Error::from_raw_os_error(if denied { libc::EACCES } else { libc::ENOENT }))
+    Err(io::Error::from_raw_os_error(if denied {
+        libc::EACCES
+    } else {
+        libc::ENOENT
+    }))
 }
 
 fn c_string(text: &OsStr) -> io::Result<CString> {
@@ -204,13 +217,21 @@ impl FileActions {
     fn open_dev_null(&mut self, target: RawFd) -> io::Result<()> {
         // SAFETY: `self.inner` is initialised and the path is a static C string.
         check(unsafe {
-            libc::posix_spawn_file_actions_addopen(&mut self.inner, target, c"/dev/null".as_ptr(), libc::O_RDONLY, 0)
+            libc::posix_spawn_file_actions_addopen(
+                &mut self.inner,
+                target,
+                c"/dev/null".as_ptr(),
+                libc::O_RDONLY,
+                0,
+            )
         })
     }
 
     fn chdir(&mut self, directory: &CString) -> io::Result<()> {
         // SAFETY: `self.inner` is initialised; glibc copies the path.
-        check(unsafe { libc::posix_spawn_file_actions_addchdir_np(&mut self.inner, directory.as_ptr()) })
+        check(unsafe {
+            libc::posix_spawn_file_actions_addchdir_np(&mut self.inner, directory.as_ptr())
+        })
     }
 }
 
@@ -244,11 +265,22 @@ impl Attributes {
             std::ptr::write_bytes(all.as_mut_ptr(), 0xff, 1);
             let mut none = MaybeUninit::<libc::sigset_t>::uninit();
             libc::sigemptyset(none.as_mut_ptr());
-            check(libc::posix_spawnattr_setsigdefault(&mut attributes.inner, all.as_ptr()))?;
-            check(libc::posix_spawnattr_setsigmask(&mut attributes.inner, none.as_ptr()))?;
+            check(libc::posix_spawnattr_setsigdefault(
+                &mut attributes.inner,
+                all.as_ptr(),
+            ))?;
+            check(libc::posix_spawnattr_setsigmask(
+                &mut attributes.inner,
+                none.as_ptr(),
+            ))?;
             check(libc::posix_spawnattr_setpgroup(&mut attributes.inner, 0))?;
-            let flags = libc::POSIX_SPAWN_SETPGROUP | libc::POSIX_SPAWN_SETSIGDEF | libc::POSIX_SPAWN_SETSIGMASK;
-            check(libc::posix_spawnattr_setflags(&mut attributes.inner, flags as libc::c_short))?;
+            let flags = libc::POSIX_SPAWN_SETPGROUP
+                | libc::POSIX_SPAWN_SETSIGDEF
+                | libc::POSIX_SPAWN_SETSIGMASK;
+            check(libc::posix_spawnattr_setflags(
+                &mut attributes.inner,
+                flags as libc::c_short,
+            ))?;
         }
         Ok(attributes)
     }

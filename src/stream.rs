@@ -177,7 +177,11 @@ impl Cursor {
             if let Some(last) = self.last_delivery {
                 let due = last + flush_interval;
                 if Instant::now() < due && self.pending(rings) < BATCH_SIZE {
-                    return if self.pending(rings) == 0 { Next::Empty } else { Next::HoldUntil(due) };
+                    return if self.pending(rings) == 0 {
+                        Next::Empty
+                    } else {
+                        Next::HoldUntil(due)
+                    };
                 }
             }
         }
@@ -206,14 +210,22 @@ impl Cursor {
             .sum()
     }
 
-    fn next_of_stream(&mut self, stream: StreamKind, log: &ReadLog, ring: &RingBuffer) -> Option<Chunk> {
+    fn next_of_stream(
+        &mut self,
+        stream: StreamKind,
+        log: &ReadLog,
+        ring: &RingBuffer,
+    ) -> Option<Chunk> {
         self.read(stream, log, ring, MAX_CHUNK_SIZE)
     }
 
     fn next_of_both(&mut self, log: &ReadLog, rings: [&RingBuffer; 2]) -> Option<Chunk> {
         self.sequence = self.sequence.max(log.first_sequence);
         while self.sequence < log.last_sequence() {
-            let segment = log.get(self.sequence).expect("sequence is within the log").clone();
+            let segment = log
+                .get(self.sequence)
+                .expect("sequence is within the log")
+                .clone();
             let index = segment.stream.index();
             let is_last = self.sequence + 1 == log.last_sequence();
             let ring = rings[index];
@@ -236,7 +248,13 @@ impl Cursor {
         None
     }
 
-    fn read(&mut self, stream: StreamKind, log: &ReadLog, ring: &RingBuffer, max_len: usize) -> Option<Chunk> {
+    fn read(
+        &mut self,
+        stream: StreamKind,
+        log: &ReadLog,
+        ring: &RingBuffer,
+        max_len: usize,
+    ) -> Option<Chunk> {
         let index = stream.index();
         let offset = self.offsets[index];
         let mut data = Vec::new();
@@ -274,7 +292,13 @@ mod tests {
         let ring = rings[stream.index()];
         let start = ring.total_written();
         ring.write(data);
-        log.record(stream, start, start + data.len() as u64, Duration::ZERO, rings);
+        log.record(
+            stream,
+            start,
+            start + data.len() as u64,
+            Duration::ZERO,
+            rings,
+        );
     }
 
     fn drain(cursor: &mut Cursor, log: &ReadLog, rings: [&RingBuffer; 2]) -> Vec<Chunk> {
@@ -295,7 +319,8 @@ mod tests {
         write(&mut log, rings, StreamKind::Stdout, b"c");
         let mut cursor = Cursor::new(Selection::Both);
         let chunks = drain(&mut cursor, &log, rings);
-        let seen: Vec<(StreamKind, &[u8])> = chunks.iter().map(|c| (c.stream, &c.data[..])).collect();
+        let seen: Vec<(StreamKind, &[u8])> =
+            chunks.iter().map(|c| (c.stream, &c.data[..])).collect();
         assert_eq!(
             seen,
             vec![
@@ -351,9 +376,18 @@ mod tests {
         let mut cursor = Cursor::new(Selection::One(StreamKind::Stdout));
         let interval = Duration::from_secs(10);
         write(&mut log, rings, StreamKind::Stdout, b"first");
-        assert!(matches!(cursor.next(&log, rings, interval, false), Next::Chunk(_)));
+        assert!(matches!(
+            cursor.next(&log, rings, interval, false),
+            Next::Chunk(_)
+        ));
         write(&mut log, rings, StreamKind::Stdout, b"second");
-        assert!(matches!(cursor.next(&log, rings, interval, false), Next::HoldUntil(_)));
-        assert!(matches!(cursor.next(&log, rings, interval, true), Next::Chunk(_)));
+        assert!(matches!(
+            cursor.next(&log, rings, interval, false),
+            Next::HoldUntil(_)
+        ));
+        assert!(matches!(
+            cursor.next(&log, rings, interval, true),
+            Next::Chunk(_)
+        ));
     }
 }

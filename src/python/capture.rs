@@ -8,7 +8,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::errors::CaptureClosedError;
+use super::errors::{catch_panics, CaptureClosedError};
 use super::wait::{timeout_from_secs, wait_interruptibly};
 use super::{output_to_fields, OutputFields};
 use crate::capture::{Capture, Source};
@@ -20,12 +20,19 @@ use crate::config::{flush_interval_from_secs, CaptureConfig};
 pub(crate) type ConfigFields = (usize, bool, f64, bool, u64, bool);
 
 pub(crate) fn config_from_fields(fields: ConfigFields) -> PyResult<CaptureConfig> {
-    let (max_buffer_size, streaming_enabled, flush_interval, compression_enabled, compression_threshold, process_ansi) =
-        fields;
+    let (
+        max_buffer_size,
+        streaming_enabled,
+        flush_interval,
+        compression_enabled,
+        compression_threshold,
+        process_ansi,
+    ) = fields;
     let config = CaptureConfig {
         max_buffer_size,
         streaming_enabled,
-        flush_interval: flush_interval_from_secs(flush_interval).map_err(crate::error::Error::from)?,
+        flush_interval: flush_interval_from_secs(flush_interval)
+            .map_err(crate::error::Error::from)?,
         compression_enabled,
         compression_threshold,
         process_ansi,
@@ -43,47 +50,57 @@ pub(crate) struct NativeCapture {
 impl NativeCapture {
     #[new]
     fn new(py: Python<'_>, config: ConfigFields) -> PyResult<Self> {
-        let config = config_from_fields(config)?;
-        let capture = py.detach(|| Capture::new(config))?;
-        Ok(Self {
-            inner: Arc::new(capture),
+        catch_panics(|| {
+            let config = config_from_fields(config)?;
+            let capture = py.detach(|| Capture::new(config))?;
+            Ok(Self {
+                inner: Arc::new(capture),
+            })
         })
     }
 
     /// Starts reading duplicates of the given descriptors (either may be None).
     #[pyo3(signature = (stdout, stderr))]
     fn capture_streams(&self, stdout: Option<RawFd>, stderr: Option<RawFd>) -> PyResult<()> {
-        if self.inner.is_closed() {
-            return Err(CaptureClosedError::new_err("the capture is closed"));
-        }
-        let stdout = stdout.map(|fd| duplicate_fd(fd, "stdout")).transpose()?;
-        let stderr = stderr.map(|fd| duplicate_fd(fd, "stderr")).transpose()?;
-        let source = |fd: OwnedFd| Source {
-            fd,
-            nonblocking: false,
-        };
-        self.inner.start(stdout.map(source), stderr.map(source))?;
-        Ok(())
+        catch_panics(|| {
+            if self.inner.is_closed() {
+                return Err(CaptureClosedError::new_err("the capture is closed"));
+            }
+            let stdout = stdout.map(|fd| duplicate_fd(fd, "stdout")).transpose()?;
+            let stderr = stderr.map(|fd| duplicate_fd(fd, "stderr")).transpose()?;
+            let source = |fd: OwnedFd| Source {
+                fd,
+                nonblocking: false,
+            };
+            self.inner.start(stdout.map(source), stderr.map(source))?;
+            Ok(())
+        })
     }
 
     /// Waits for EOF on both streams; False when `timeout` seconds passed first.
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        let timeout = timeout_from_secs(timeout)?;
-        let capture = &self.inner;
-        let finished = wait_interruptibly(py, timeout, |slice| {
-            capture.wait(Some(slice)).map(|done| done.then_some(()))
-        })?;
-        Ok(finished.is_some())
+        catch_panics(|| {
+            let timeout = timeout_from_secs(timeout)?;
+            let capture = &self.inner;
+            let finished = wait_interruptibly(py, timeout, |slice| {
+                capture.wait(Some(slice)).map(|done| done.then_some(()))
+            })?;
+            Ok(finished.is_some())
+        })
     }
 
     fn cancel(&self) {
         self.inner.cancel();
     }
 
-    fn close(&self, py: Python<'_>) {
-        let capture = &self.inner;
-        py.detach(|| capture.close());
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        catch_panics(|| {
+            Ok({
+                let capture = &self.inner;
+                py.detach(|| capture.close());
+            })
+        })
     }
 
     #[getter]
@@ -97,30 +114,36 @@ impl NativeCapture {
     }
 
     /// The output so far as a tuple of `ProcessOutput` fields.
-    fn output<'py>(&self, py: Python<'py>) -> OutputFields<'py> {
-        let capture = &self.inner;
-        let output = py.detach(|| capture.output());
-        output_to_fields(py, &output)
+    fn output<'py>(&self, py: Python<'py>) -> PyResult<OutputFields<'py>> {
+        catch_panics(|| {
+            Ok({
+                let capture = &self.inner;
+                let output = py.detach(|| capture.output());
+                output_to_fields(py, &output)
+            })
+        })
     }
 
     /// A new cursor over `which` ("both", "stdout" or "stderr").
     fn stream(&self, which: &str) -> PyResult<super::stream::NativeStream> {
-        super::stream::NativeStream::open(Arc::clone(&self.inner), None, which)
+        catch_panics(|| super::stream::NativeStream::open(Arc::clone(&self.inner), None, which))
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let stats = self.inner.stats();
-        let dict = PyDict::new(py);
-        dict.set_item("stdout_bytes_read", stats.stdout_bytes_read)?;
-        dict.set_item("stderr_bytes_read", stats.stderr_bytes_read)?;
-        dict.set_item("stdout_bytes_dropped", stats.stdout_bytes_dropped)?;
-        dict.set_item("stderr_bytes_dropped", stats.stderr_bytes_dropped)?;
-        dict.set_item("read_calls", stats.read_calls)?;
-        dict.set_item("chunks_delivered", stats.chunks_delivered)?;
-        dict.set_item("ansi_bytes_removed", stats.ansi_bytes_removed)?;
-        dict.set_item("compression_seconds", stats.compression_seconds)?;
-        dict.set_item("compression_ratio", stats.compression_ratio)?;
-        Ok(dict)
+        catch_panics(|| {
+            let stats = self.inner.stats();
+            let dict = PyDict::new(py);
+            dict.set_item("stdout_bytes_read", stats.stdout_bytes_read)?;
+            dict.set_item("stderr_bytes_read", stats.stderr_bytes_read)?;
+            dict.set_item("stdout_bytes_dropped", stats.stdout_bytes_dropped)?;
+            dict.set_item("stderr_bytes_dropped", stats.stderr_bytes_dropped)?;
+            dict.set_item("read_calls", stats.read_calls)?;
+            dict.set_item("chunks_delivered", stats.chunks_delivered)?;
+            dict.set_item("ansi_bytes_removed", stats.ansi_bytes_removed)?;
+            dict.set_item("compression_seconds", stats.compression_seconds)?;
+            dict.set_item("compression_ratio", stats.compression_ratio)?;
+            Ok(dict)
+        })
     }
 }
 

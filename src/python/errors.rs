@@ -3,7 +3,7 @@
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyMemoryError, PyOSError, PyValueError};
-use pyo3::PyErr;
+use pyo3::{PyErr, PyResult};
 
 use crate::error::Error;
 
@@ -32,7 +32,11 @@ fn os_error(error: &std::io::Error, message: String, filename: Option<String>) -
     match error.raw_os_error() {
         Some(errno) => {
             let strerror = std::io::Error::from_raw_os_error(errno).to_string();
-            let strerror = strerror.split(" (os error").next().unwrap_or(&strerror).to_owned();
+            let strerror = strerror
+                .split(" (os error")
+                .next()
+                .unwrap_or(&strerror)
+                .to_owned();
             match filename {
                 Some(filename) => PyOSError::new_err((errno, strerror, filename)),
                 None => PyOSError::new_err((errno, message)),
@@ -47,14 +51,32 @@ impl From<Error> for PyErr {
         let message = error.to_string();
         match &error {
             Error::Config(_) => PyValueError::new_err(message),
-            Error::Spawn { program, source } => {
-                os_error(source, message, Some(program.to_string_lossy().into_owned()))
+            Error::Spawn { program, source } => os_error(
+                source,
+                message,
+                Some(program.to_string_lossy().into_owned()),
+            ),
+            Error::Io { source, .. } | Error::Read { source, .. } => {
+                os_error(source, message, None)
             }
-            Error::Io { source, .. } | Error::Read { source, .. } => os_error(source, message, None),
             Error::OutOfMemory { .. } => PyMemoryError::new_err(message),
             Error::AlreadyStarted => CaptureError::new_err(message),
             Error::Closed => CaptureClosedError::new_err(message),
             Error::Output(_) => CaptureError::new_err(message),
         }
+    }
+}
+
+/// Runs `body`, turning a Rust panic into `CaptureError` so that a bug in
+/// outcap surfaces as an ordinary exception rather than PyO3's
+/// `PanicException`, which derives from `BaseException` and escapes
+/// `except Exception` handlers.
+pub(crate) fn catch_panics<T>(body: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(result) => result,
+        Err(payload) => Err(CaptureError::new_err(format!(
+            "internal error in outcap: {}; please report this bug",
+            crate::error::panic_message(payload.as_ref())
+        ))),
     }
 }

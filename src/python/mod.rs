@@ -10,6 +10,7 @@ mod process;
 mod stream;
 mod wait;
 
+use errors::catch_panics;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -31,8 +32,14 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(output_to_json, module)?)?;
     module.add_function(wrap_pyfunction!(output_from_json, module)?)?;
     module.add("CaptureError", py.get_type::<errors::CaptureError>())?;
-    module.add("CaptureClosedError", py.get_type::<errors::CaptureClosedError>())?;
-    module.add("StreamingDisabledError", py.get_type::<errors::StreamingDisabledError>())?;
+    module.add(
+        "CaptureClosedError",
+        py.get_type::<errors::CaptureClosedError>(),
+    )?;
+    module.add(
+        "StreamingDisabledError",
+        py.get_type::<errors::StreamingDisabledError>(),
+    )?;
     module.add("READ_BUFFER_SIZE", crate::capture::READ_BUFFER_SIZE)?;
     module.add("MAX_STRING_LEN", crate::ansi::MAX_STRING_LEN)?;
     module.add("EOF_GRACE", crate::process::DEFAULT_EOF_GRACE.as_secs_f64())?;
@@ -41,31 +48,39 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
 
 /// Removes ANSI escape sequences from `data`.
 #[pyfunction]
-fn strip_ansi<'py>(py: Python<'py>, data: &[u8]) -> Bound<'py, PyBytes> {
-    let stripped = py.detach(|| crate::ansi::strip(data));
-    PyBytes::new(py, &stripped)
+fn strip_ansi<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    catch_panics(|| {
+        Ok({
+            let stripped = py.detach(|| crate::ansi::strip(data));
+            PyBytes::new(py, &stripped)
+        })
+    })
 }
 
 /// Compresses `data` as one gzip member at `level` (0-9), as stored output is.
 #[pyfunction]
 #[pyo3(signature = (data, level=crate::compress::DEFAULT_LEVEL))]
 fn gzip<'py>(py: Python<'py>, data: &[u8], level: u32) -> PyResult<Bound<'py, PyBytes>> {
-    if level > 9 {
-        return Err(pyo3::exceptions::PyValueError::new_err(format!(
-            "invalid gzip level: {level}; expected 0 to 9"
-        )));
-    }
-    let compressed = py.detach(|| crate::compress::gzip(data, level));
-    Ok(PyBytes::new(py, &compressed))
+    catch_panics(|| {
+        if level > 9 {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "invalid gzip level: {level}; expected 0 to 9"
+            )));
+        }
+        let compressed = py.detach(|| crate::compress::gzip(data, level));
+        Ok(PyBytes::new(py, &compressed))
+    })
 }
 
 /// Decompresses gzip data (one or more members).
 #[pyfunction]
 fn gunzip<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-    let plain = py
-        .detach(|| crate::compress::gunzip(data))
-        .map_err(|error| errors::CaptureError::new_err(error.to_string()))?;
-    Ok(PyBytes::new(py, &plain))
+    catch_panics(|| {
+        let plain = py
+            .detach(|| crate::compress::gunzip(data))
+            .map_err(|error| errors::CaptureError::new_err(error.to_string()))?;
+        Ok(PyBytes::new(py, &plain))
+    })
 }
 
 /// The fields of a `ProcessOutput` as a tuple, in the order of
@@ -120,30 +135,36 @@ fn output_to_json(
     capture_ended_us: i64,
     streaming: bool,
     stream_channel: Option<String>,
-) -> String {
-    let output = ProcessOutput {
-        stdout,
-        stderr,
-        exit_code,
-        duration_us,
-        stdout_size,
-        stderr_size,
-        truncated,
-        compressed,
-        capture_started_us,
-        capture_ended_us,
-        streaming,
-        stream_channel,
-    };
-    py.detach(|| output.to_json())
+) -> PyResult<String> {
+    catch_panics(|| {
+        Ok({
+            let output = ProcessOutput {
+                stdout,
+                stderr,
+                exit_code,
+                duration_us,
+                stdout_size,
+                stderr_size,
+                truncated,
+                compressed,
+                capture_started_us,
+                capture_ended_us,
+                streaming,
+                stream_channel,
+            };
+            py.detach(|| output.to_json())
+        })
+    })
 }
 
 /// Parses a JSON record into `ProcessOutput` fields; `ValueError` names the
 /// field that is wrong.
 #[pyfunction]
 fn output_from_json<'py>(py: Python<'py>, text: &str) -> PyResult<OutputFields<'py>> {
-    let output = py
-        .detach(|| ProcessOutput::from_json(text))
-        .map_err(|error| pyo3::exceptions::PyValueError::new_err(error.to_string()))?;
-    Ok(output_to_fields(py, &output))
+    catch_panics(|| {
+        let output = py
+            .detach(|| ProcessOutput::from_json(text))
+            .map_err(|error| pyo3::exceptions::PyValueError::new_err(error.to_string()))?;
+        Ok(output_to_fields(py, &output))
+    })
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::errors::catch_panics;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use rustix::process::Signal;
@@ -36,25 +37,29 @@ impl NativeProcess {
         stdin_fd: Option<RawFd>,
         config: ConfigFields,
     ) -> PyResult<Self> {
-        let config = config_from_fields(config)?;
-        let stdin = match (input, stdin_fd) {
-            (Some(_), Some(_)) => {
-                return Err(PyValueError::new_err("input and stdin cannot both be given"));
-            }
-            (Some(bytes), None) => Stdin::Bytes(bytes),
-            (None, Some(fd)) => Stdin::Fd(duplicate_fd(fd, "stdin")?),
-            (None, None) => Stdin::Null,
-        };
-        let spec = CommandSpec {
-            program,
-            args,
-            cwd,
-            env,
-            stdin,
-        };
-        let process = py.detach(|| Process::spawn(spec, config))?;
-        Ok(Self {
-            inner: Arc::new(process),
+        catch_panics(|| {
+            let config = config_from_fields(config)?;
+            let stdin = match (input, stdin_fd) {
+                (Some(_), Some(_)) => {
+                    return Err(PyValueError::new_err(
+                        "input and stdin cannot both be given",
+                    ));
+                }
+                (Some(bytes), None) => Stdin::Bytes(bytes),
+                (None, Some(fd)) => Stdin::Fd(duplicate_fd(fd, "stdin")?),
+                (None, None) => Stdin::Null,
+            };
+            let spec = CommandSpec {
+                program,
+                args,
+                cwd,
+                env,
+                stdin,
+            };
+            let process = py.detach(|| Process::spawn(spec, config))?;
+            Ok(Self {
+                inner: Arc::new(process),
+            })
         })
     }
 
@@ -73,43 +78,49 @@ impl NativeProcess {
     /// A new cursor over `which` that also ends once the child has exited
     /// and the EOF grace has passed.
     fn stream(&self, which: &str) -> PyResult<super::stream::NativeStream> {
-        super::stream::NativeStream::open(
-            Arc::clone(self.inner.capture()),
-            Some(Arc::clone(&self.inner)),
-            which,
-        )
+        catch_panics(|| {
+            super::stream::NativeStream::open(
+                Arc::clone(self.inner.capture()),
+                Some(Arc::clone(&self.inner)),
+                which,
+            )
+        })
     }
 
     /// The exit code if the child has exited, else None; never blocks.
     fn poll(&self) -> PyResult<Option<i32>> {
-        Ok(self.inner.try_wait()?)
+        catch_panics(|| Ok(self.inner.try_wait()?))
     }
 
     /// Waits for the child to exit and returns its exit code, or None when
     /// `timeout` seconds passed first.
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<i32>> {
-        let timeout = timeout_from_secs(timeout)?;
-        let process = &self.inner;
-        wait_interruptibly(py, timeout, |slice| {
-            process.wait_timeout(slice)
+        catch_panics(|| {
+            let timeout = timeout_from_secs(timeout)?;
+            let process = &self.inner;
+            wait_interruptibly(py, timeout, |slice| process.wait_timeout(slice))
         })
     }
 
     /// Sends signal number `signal` to the process group; False when the
     /// child was already reaped.
     fn signal_group(&self, signal: i32) -> PyResult<bool> {
-        let signal = Signal::from_named_raw(signal)
-            .ok_or_else(|| PyValueError::new_err(format!("invalid signal number: {signal}")))?;
-        Ok(self.inner.signal_group(signal)?)
+        catch_panics(|| {
+            let signal = Signal::from_named_raw(signal)
+                .ok_or_else(|| PyValueError::new_err(format!("invalid signal number: {signal}")))?;
+            Ok(self.inner.signal_group(signal)?)
+        })
     }
 
     /// After exit: waits up to `eof_grace` seconds for EOF on both pipes,
     /// stops the readers and records the exit code. Returns whether EOF came
     /// in time.
     fn finish(&self, py: Python<'_>, eof_grace: f64) -> PyResult<bool> {
-        let grace = timeout_from_secs(Some(eof_grace))?.unwrap_or(Duration::ZERO);
-        let process = &self.inner;
-        Ok(py.detach(|| process.finish(grace))?)
+        catch_panics(|| {
+            let grace = timeout_from_secs(Some(eof_grace))?.unwrap_or(Duration::ZERO);
+            let process = &self.inner;
+            Ok(py.detach(|| process.finish(grace))?)
+        })
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::errors::catch_panics;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
@@ -73,7 +74,11 @@ enum Step {
 }
 
 impl NativeStream {
-    pub(crate) fn open(capture: Arc<Capture>, process: Option<Arc<Process>>, which: &str) -> PyResult<Self> {
+    pub(crate) fn open(
+        capture: Arc<Capture>,
+        process: Option<Arc<Process>>,
+        which: &str,
+    ) -> PyResult<Self> {
         let selection = parse_selection(which)?;
         if !capture.config().streaming_enabled {
             return Err(StreamingDisabledError::new_err(
@@ -81,7 +86,9 @@ impl NativeStream {
             ));
         }
         if capture.is_closed() {
-            return Err(super::errors::CaptureClosedError::new_err("the capture is closed"));
+            return Err(super::errors::CaptureClosedError::new_err(
+                "the capture is closed",
+            ));
         }
         Ok(Self {
             capture,
@@ -94,7 +101,10 @@ impl NativeStream {
     /// One bounded wait for the next chunk, without the GIL.
     fn step(&self, slice: Duration) -> Result<Option<Step>, Error> {
         let began = Instant::now();
-        let mut cursor = self.cursor.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cursor = self
+            .cursor
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         loop {
             let seen = self.capture.generation();
             let (next, finished) = self.capture.next_chunk(&mut cursor)?;
@@ -104,7 +114,11 @@ impl NativeStream {
                 Next::Empty => {
                     self.end_after_exit_grace()?;
                     let interval = self.capture.config().flush_interval;
-                    if interval.is_zero() { slice } else { slice.min(interval) }
+                    if interval.is_zero() {
+                        slice
+                    } else {
+                        slice.min(interval)
+                    }
                 }
                 Next::HoldUntil(due) => due.saturating_duration_since(Instant::now()),
             };
@@ -160,7 +174,9 @@ impl NativeStream {
     fn next(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Chunk>> {
         match self.next_chunk(py, timeout_from_secs(timeout)?)? {
             Some(chunk) => Ok(chunk),
-            None => Err(pyo3::exceptions::PyTimeoutError::new_err("no chunk arrived in time")),
+            None => Err(pyo3::exceptions::PyTimeoutError::new_err(
+                "no chunk arrived in time",
+            )),
         }
     }
 
@@ -169,7 +185,9 @@ impl NativeStream {
     fn try_next(&self, py: Python<'_>) -> PyResult<Option<Chunk>> {
         match self.next_chunk(py, Some(Duration::ZERO))? {
             Some(chunk) => Ok(chunk),
-            None => Err(pyo3::exceptions::PyBlockingIOError::new_err("no chunk is ready")),
+            None => Err(pyo3::exceptions::PyBlockingIOError::new_err(
+                "no chunk is ready",
+            )),
         }
     }
 
@@ -177,18 +195,32 @@ impl NativeStream {
     /// a list of `str` (each ending in `\n`, possibly empty); at the end of
     /// the stream, the unfinished last lines; then None. `errors` is a
     /// Python codec error handler name.
-    fn next_lines<'py>(&self, py: Python<'py>, errors: &str) -> PyResult<Option<Bound<'py, PyList>>> {
-        let step = wait_interruptibly(py, None, |slice| self.step(slice))?;
-        self.split_lines(py, step, errors)
+    fn next_lines<'py>(
+        &self,
+        py: Python<'py>,
+        errors: &str,
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
+        catch_panics(|| {
+            let step = wait_interruptibly(py, None, |slice| self.step(slice))?;
+            self.split_lines(py, step, errors)
+        })
     }
 
     /// Like `next_lines`, but raises BlockingIOError when no chunk is ready.
-    fn try_next_lines<'py>(&self, py: Python<'py>, errors: &str) -> PyResult<Option<Bound<'py, PyList>>> {
-        let step = py.detach(|| self.step(Duration::ZERO))?;
-        if step.is_none() {
-            return Err(pyo3::exceptions::PyBlockingIOError::new_err("no chunk is ready"));
-        }
-        self.split_lines(py, step, errors)
+    fn try_next_lines<'py>(
+        &self,
+        py: Python<'py>,
+        errors: &str,
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
+        catch_panics(|| {
+            let step = py.detach(|| self.step(Duration::ZERO))?;
+            if step.is_none() {
+                return Err(pyo3::exceptions::PyBlockingIOError::new_err(
+                    "no chunk is ready",
+                ));
+            }
+            self.split_lines(py, step, errors)
+        })
     }
 
     /// Blocks up to `timeout` seconds (at most 50 ms at a time without the
@@ -213,67 +245,86 @@ impl NativeStream {
         step: Option<Step>,
         errors: &str,
     ) -> PyResult<Option<Bound<'py, PyList>>> {
-        let errors = std::ffi::CString::new(errors)
-            .map_err(|_| PyValueError::new_err("invalid errors: contains a NUL byte"))?;
-        let mut guard = self.partial_lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let lines = PyList::empty(py);
-        match step {
-            Some(Step::Chunk(chunk)) => {
-                let Some(partials) = guard.as_mut() else {
-                    return Ok(None);
-                };
-                let partial = &mut partials[chunk.stream.index()];
-                let mut rest = &chunk.data[..];
-                while let Some(end) = memchr::memchr(b'\n', rest) {
-                    let line = &rest[..=end];
-                    if partial.is_empty() {
-                        lines.append(decode_utf8(py, line, &errors)?)?;
-                    } else {
-                        partial.extend_from_slice(line);
-                        lines.append(decode_utf8(py, partial, &errors)?)?;
-                        partial.clear();
+        catch_panics(|| {
+            let errors = std::ffi::CString::new(errors)
+                .map_err(|_| PyValueError::new_err("invalid errors: contains a NUL byte"))?;
+            let mut guard = self
+                .partial_lines
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let lines = PyList::empty(py);
+            match step {
+                Some(Step::Chunk(chunk)) => {
+                    let Some(partials) = guard.as_mut() else {
+                        return Ok(None);
+                    };
+                    let partial = &mut partials[chunk.stream.index()];
+                    let mut rest = &chunk.data[..];
+                    while let Some(end) = memchr::memchr(b'\n', rest) {
+                        let line = &rest[..=end];
+                        if partial.is_empty() {
+                            lines.append(decode_utf8(py, line, &errors)?)?;
+                        } else {
+                            partial.extend_from_slice(line);
+                            lines.append(decode_utf8(py, partial, &errors)?)?;
+                            partial.clear();
+                        }
+                        rest = &rest[end + 1..];
                     }
-                    rest = &rest[end + 1..];
+                    partial.extend_from_slice(rest);
+                    Ok(Some(lines))
                 }
-                partial.extend_from_slice(rest);
-                Ok(Some(lines))
-            }
-            Some(Step::End) => {
-                let Some(partials) = guard.take() else {
-                    return Ok(None);
-                };
-                for partial in partials.iter().filter(|partial| !partial.is_empty()) {
-                    lines.append(decode_utf8(py, partial, &errors)?)?;
+                Some(Step::End) => {
+                    let Some(partials) = guard.take() else {
+                        return Ok(None);
+                    };
+                    for partial in partials.iter().filter(|partial| !partial.is_empty()) {
+                        lines.append(decode_utf8(py, partial, &errors)?)?;
+                    }
+                    Ok(Some(lines))
                 }
-                Ok(Some(lines))
+                None => Ok(Some(lines)),
             }
-            None => Ok(Some(lines)),
-        }
+        })
     }
 
     /// `Some(Some(chunk))`, `Some(None)` at the end, `None` when `timeout` passed.
-    fn next_chunk(&self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<Option<Option<Chunk>>> {
-        let step = if timeout == Some(Duration::ZERO) {
-            py.detach(|| self.step(Duration::ZERO))?
-        } else {
-            wait_interruptibly(py, timeout, |slice| self.step(slice))?
-        };
-        match step {
-            Some(Step::Chunk(chunk)) => Ok(Some(Some(Self::to_python(py, chunk)?))),
-            Some(Step::End) => Ok(Some(None)),
-            None => Ok(None),
-        }
+    fn next_chunk(
+        &self,
+        py: Python<'_>,
+        timeout: Option<Duration>,
+    ) -> PyResult<Option<Option<Chunk>>> {
+        catch_panics(|| {
+            let step = if timeout == Some(Duration::ZERO) {
+                py.detach(|| self.step(Duration::ZERO))?
+            } else {
+                wait_interruptibly(py, timeout, |slice| self.step(slice))?
+            };
+            match step {
+                Some(Step::Chunk(chunk)) => Ok(Some(Some(Self::to_python(py, chunk)?))),
+                Some(Step::End) => Ok(Some(None)),
+                None => Ok(None),
+            }
+        })
     }
 }
 
 /// Decodes UTF-8 with a Python error handler, as `bytes.decode` does.
-fn decode_utf8<'py>(py: Python<'py>, data: &[u8], errors: &std::ffi::CStr) -> PyResult<Bound<'py, PyString>> {
+fn decode_utf8<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    errors: &std::ffi::CStr,
+) -> PyResult<Bound<'py, PyString>> {
     // SAFETY: `data` is valid for `data.len()` bytes and `errors` is a
     // NUL-terminated handler name; the call returns a new reference or NULL
     // with a Python exception set, which `from_owned_ptr_or_err` turns into
     // the error.
     unsafe {
-        let object = pyo3::ffi::PyUnicode_DecodeUTF8(data.as_ptr().cast(), data.len() as pyo3::ffi::Py_ssize_t, errors.as_ptr());
+        let object = pyo3::ffi::PyUnicode_DecodeUTF8(
+            data.as_ptr().cast(),
+            data.len() as pyo3::ffi::Py_ssize_t,
+            errors.as_ptr(),
+        );
         Ok(Bound::from_owned_ptr_or_err(py, object)?.cast_into_unchecked())
     }
 }

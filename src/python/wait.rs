@@ -13,8 +13,12 @@ pub(crate) const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 pub(crate) fn timeout_from_secs(timeout: Option<f64>) -> PyResult<Option<Duration>> {
     match timeout {
         None => Ok(None),
-        Some(seconds) if seconds.is_nan() => Err(PyValueError::new_err("invalid timeout: nan; expected a number of seconds or None")),
-        Some(seconds) => Ok(Some(Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX))),
+        Some(seconds) if seconds.is_nan() => Err(PyValueError::new_err(
+            "invalid timeout: nan; expected a number of seconds or None",
+        )),
+        Some(seconds) => Ok(Some(
+            Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX),
+        )),
     }
 }
 
@@ -33,7 +37,9 @@ where
     let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
     loop {
         let slice = match deadline {
-            Some(deadline) => deadline.saturating_duration_since(Instant::now()).min(SIGNAL_CHECK_INTERVAL),
+            Some(deadline) => deadline
+                .saturating_duration_since(Instant::now())
+                .min(SIGNAL_CHECK_INTERVAL),
             None => SIGNAL_CHECK_INTERVAL,
         };
         if let Some(value) = py.detach(|| step(slice)).map_err(Into::into)? {
