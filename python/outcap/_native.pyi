@@ -71,8 +71,11 @@ class NativeStream:
         """Wait for the next chunk; None at the end; TimeoutError when ``timeout`` passed."""
     def try_next(self) -> Optional[Chunk]:
         """The next chunk if ready now, None at the end; BlockingIOError when none is ready."""
-    def next_lines(self, errors: str) -> Optional[List[str]]:
-        """Wait for a chunk and return the UTF-8 lines it completes; the unfinished lines at the end; then None."""
+    def next_lines(self, errors: str, timeout: Optional[float] = None) -> Optional[List[str]]:
+        """Wait for a chunk and return the UTF-8 lines it completes; the unfinished lines at the end; then None.
+
+        Raises TimeoutError when ``timeout`` seconds pass first.
+        """
     def try_next_lines(self, errors: str) -> Optional[List[str]]:
         """Like ``next_lines``, but raise BlockingIOError when no chunk is ready."""
     def wait_for_change(self, timeout: float) -> None:

@@ -275,10 +275,15 @@ class Process(StreamMethods):
         """Send SIGKILL to the whole process group."""
         self.send_signal(signal.SIGKILL)
 
-    def _deadline_remaining(self) -> Optional[float]:
-        if self._timeout is None:
+    def _time_left(self) -> Optional[float]:
+        if self._timeout is None or self._timed_out:
             return None
-        return self._timeout - (time.monotonic() - self._started)
+        return max(0.0, self._timeout - (time.monotonic() - self._started))
+
+    def _expire(self) -> None:
+        if not self._timed_out:
+            self._timed_out = True
+            self._end_group()
 
     def _end_group(self) -> None:
         """SIGTERM the group, then SIGKILL after the kill grace; reap the child."""
@@ -305,24 +310,25 @@ class Process(StreamMethods):
         """Wait for the process to exit and return its ``ProcessResult``.
 
         If ``timeout`` seconds pass first, raise ``TimeoutExpired`` and leave
-        the process running. If the ``timeout`` given to ``spawn()`` passes,
-        end the process group and raise ``TimeoutExpired`` carrying the
-        partial result. The GIL is released while waiting; Ctrl-C raises
+        the process running. If the ``timeout`` given to ``spawn()`` passes
+        (here, or while its output is iterated, which ends the process
+        group then), raise ``TimeoutExpired`` carrying the partial result. The GIL is released while waiting; Ctrl-C raises
         ``KeyboardInterrupt`` and leaves the process to the caller (``run()``
         and the ``with`` block end it).
         """
         if self._result is not None:
             return self._result
         wait_timeout = _check_seconds("timeout", timeout, allow_none=True)
-        remaining = self._deadline_remaining()
-        own_timeout_first = remaining is not None and (wait_timeout is None or remaining <= wait_timeout)
-        limit = remaining if own_timeout_first else wait_timeout
-
-        if self._native.wait(limit) is None:
-            if not own_timeout_first:
-                raise TimeoutExpired(self.args, float(wait_timeout or 0.0))
-            self._timed_out = True
-            self._end_group()
+        if not self._timed_out:
+            remaining = self._time_left()
+            own_timeout_first = remaining is not None and (wait_timeout is None or remaining <= wait_timeout)
+            limit = remaining if own_timeout_first else wait_timeout
+            if self._native.wait(limit) is None:
+                if not own_timeout_first:
+                    raise TimeoutExpired(self.args, float(wait_timeout or 0.0))
+                self._expire()
+        # The deadline may also have passed while the output was iterated.
+        if self._timed_out:
             result = self._finish()
             raise TimeoutExpired(self.args, float(self._timeout or 0.0), result.stdout, result.stderr, result=result)
         return self._finish()

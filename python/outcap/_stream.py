@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import itertools
-from typing import AsyncIterator, Dict, Iterable, Iterator, List
+from typing import AsyncIterator, Dict, Iterable, Iterator, List, Optional
 
 from . import _native
 from ._native import Chunk
@@ -89,18 +89,29 @@ def lines_from_chunks(chunks: Iterable[Chunk], encoding: str, errors: str) -> It
     yield from lines.finish()
 
 
-async def achunks(stream: "_native.NativeStream") -> AsyncIterator[Chunk]:
+async def _wait_async(owner: "StreamMethods", stream: "_native.NativeStream") -> None:
+    """Wait in a worker thread (without the GIL) for the capture to change,
+    first ending the owner's process if its deadline has passed."""
+    loop = asyncio.get_running_loop()
+    time_left = owner._time_left()
+    if time_left is not None and time_left <= 0:
+        await loop.run_in_executor(None, owner._expire)
+        return
+    slice_ = _ASYNC_WAIT_SLICE if time_left is None else min(_ASYNC_WAIT_SLICE, time_left)
+    await loop.run_in_executor(None, stream.wait_for_change, slice_)
+
+
+async def achunks(owner: "StreamMethods", stream: "_native.NativeStream") -> AsyncIterator[Chunk]:
     """Yield ``stream``'s chunks without blocking the event loop.
 
     Ready chunks are taken directly; when none is ready, a worker thread
     waits (without the GIL) for the capture to change.
     """
-    loop = asyncio.get_running_loop()
     while True:
         try:
             chunk = stream.try_next()
         except BlockingIOError:
-            await loop.run_in_executor(None, stream.wait_for_change, _ASYNC_WAIT_SLICE)
+            await _wait_async(owner, stream)
             continue
         if chunk is None:
             return
@@ -117,14 +128,13 @@ async def alines(chunks: AsyncIterator[Chunk], encoding: str, errors: str) -> As
         yield line
 
 
-async def autf8_lines(stream: "_native.NativeStream", errors: str) -> AsyncIterator[str]:
+async def autf8_lines(owner: "StreamMethods", stream: "_native.NativeStream", errors: str) -> AsyncIterator[str]:
     """Yield ``stream``'s UTF-8 lines, split natively, without blocking the event loop."""
-    loop = asyncio.get_running_loop()
     while True:
         try:
             lines = stream.try_next_lines(errors)
         except BlockingIOError:
-            await loop.run_in_executor(None, stream.wait_for_change, _ASYNC_WAIT_SLICE)
+            await _wait_async(owner, stream)
             continue
         if lines is None:
             return
@@ -143,6 +153,31 @@ class StreamMethods:
     def _open_stream(self, which: str) -> "_native.NativeStream":
         raise NotImplementedError
 
+    def _time_left(self) -> Optional[float]:
+        """Seconds until the owner's deadline (at least 0), or None without one."""
+        return None
+
+    def _expire(self) -> None:
+        """End the owner's process because its deadline passed."""
+
+    def _chunks(self, stream: "_native.NativeStream") -> Iterator[Chunk]:
+        while True:
+            try:
+                chunk = stream.next(self._time_left())
+            except TimeoutError:
+                self._expire()
+                continue
+            if chunk is None:
+                return
+            yield chunk
+
+    def _next_lines(self, stream: "_native.NativeStream", errors: str) -> Optional[List[str]]:
+        while True:
+            try:
+                return stream.next_lines(errors, self._time_left())
+            except TimeoutError:
+                self._expire()
+
     def stream(self, which: str = "both") -> Iterator[Chunk]:
         """Iterate over ``Chunk`` objects as the output arrives.
 
@@ -155,7 +190,8 @@ class StreamMethods:
         and Ctrl-C raises ``KeyboardInterrupt``. A failed read raises OSError
         once the bytes before it were delivered.
         """
-        return self._open_stream(which)
+        stream = self._open_stream(which)
+        return stream if self._time_left() is None else self._chunks(stream)
 
     def lines(self, which: str = "both", encoding: str = "utf-8", errors: str = "replace") -> Iterator[str]:
         """Iterate over complete text lines, each ending in ``\\n`` (kept).
@@ -169,17 +205,18 @@ class StreamMethods:
             codecs.lookup_error(errors)
             # Split and decoded natively, one list per chunk; chaining the
             # lists keeps Python frames out of the per-line path.
-            return itertools.chain.from_iterable(iter(lambda: stream.next_lines(errors), None))
-        return lines_from_chunks(stream, encoding, errors)
+            return itertools.chain.from_iterable(iter(lambda: self._next_lines(stream, errors), None))
+        chunks = stream if self._time_left() is None else self._chunks(stream)
+        return lines_from_chunks(chunks, encoding, errors)
 
     def astream(self, which: str = "both") -> AsyncIterator[Chunk]:
         """``stream()`` as an async iterator that never blocks the event loop."""
-        return achunks(self._open_stream(which))
+        return achunks(self, self._open_stream(which))
 
     def alines(self, which: str = "both", encoding: str = "utf-8", errors: str = "replace") -> AsyncIterator[str]:
         """``lines()`` as an async iterator that never blocks the event loop."""
         stream = self._open_stream(which)
         if _is_utf8(encoding):
             codecs.lookup_error(errors)
-            return autf8_lines(stream, errors)
-        return alines(achunks(stream), encoding, errors)
+            return autf8_lines(self, stream, errors)
+        return alines(achunks(self, stream), encoding, errors)

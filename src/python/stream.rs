@@ -191,17 +191,26 @@ impl NativeStream {
         }
     }
 
-    /// Waits for the next chunk and returns the UTF-8 lines it completes as
-    /// a list of `str` (each ending in `\n`, possibly empty); at the end of
-    /// the stream, the unfinished last lines; then None. `errors` is a
-    /// Python codec error handler name.
+    /// Waits up to `timeout` seconds (None: no limit) for the next chunk and
+    /// returns the UTF-8 lines it completes as a list of `str` (each ending
+    /// in `\n`, possibly empty); at the end of the stream, the unfinished
+    /// last lines; then None. Raises TimeoutError when the time passed
+    /// first. `errors` is a Python codec error handler name.
+    #[pyo3(signature = (errors, timeout=None))]
     fn next_lines<'py>(
         &self,
         py: Python<'py>,
         errors: &str,
+        timeout: Option<f64>,
     ) -> PyResult<Option<Bound<'py, PyList>>> {
         catch_panics(|| {
-            let step = wait_interruptibly(py, None, |slice| self.step(slice))?;
+            let timeout = timeout_from_secs(timeout)?;
+            let step = wait_interruptibly(py, timeout, |slice| self.step(slice))?;
+            if step.is_none() {
+                return Err(pyo3::exceptions::PyTimeoutError::new_err(
+                    "no chunk arrived in time",
+                ));
+            }
             self.split_lines(py, step, errors)
         })
     }
