@@ -31,8 +31,8 @@ pub const READ_BUFFER_SIZE: usize = 128 * 1024;
 /// output already written is kept even when a writer never stops.
 const CANCEL_DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 
-/// Most bytes that pile up in the rings before stream iterators are woken,
-/// however recently they were woken before.
+/// Maximum bytes that pile up in the rings before stream iterators are
+/// woken, however recently they were woken before.
 const WAKE_BATCH_SIZE: u64 = 1024 * 1024;
 
 /// Stack for the reader threads: they keep their buffers on the heap.
@@ -298,8 +298,8 @@ impl Capture {
         self.shared.lock_state().open_streams == 0
     }
 
-    /// Stops reading. Readers drain what their pipe already holds (up to a
-    /// bound) and exit; everything read so far stays available.
+    /// Stops reading. Readers drain what their pipe already contains (up to a
+    /// bound) and exit. Everything read so far stays available.
     pub fn cancel(&self) {
         self.shared.cancel();
     }
@@ -361,7 +361,8 @@ impl Capture {
         wait_condvar_timeout(&self.shared.changed, state, timeout).generation
     }
 
-    /// The output retained so far, compressed when the configuration says so.
+    /// Returns the output retained so far, compressed when the configuration
+    /// enables it and it exceeds the threshold.
     ///
     /// Once the capture has ended for good the result is computed once and kept.
     pub fn output(&self) -> ProcessOutput {

@@ -45,8 +45,8 @@ pub struct ReadLog {
 }
 
 impl ReadLog {
-    /// Records that `stream`'s bytes `[start, end)` were just read, and
-    /// forgets segments whose bytes `rings` no longer retain.
+    /// Records that `stream`'s bytes `[start, end)` were just read, and drops
+    /// segments whose bytes `rings` no longer retain.
     pub fn record(
         &mut self,
         stream: StreamKind,

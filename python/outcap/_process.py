@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 #: Seconds ``run()`` and ``Process.wait()`` keep reading after the child
-#: exits, for output a background grandchild still holds the pipes for. Bytes
+#: exits, for output from a background grandchild that still has the pipes open. Bytes
 #: already in the pipes are kept even when the grace runs out.
 EOF_GRACE: float = _native.EOF_GRACE
 
@@ -41,7 +41,7 @@ class ProcessResult(subprocess.CompletedProcess):  # type: ignore[type-arg]
 
     ``stdout``/``stderr`` are decompressed bytes, or ``str`` when the command
     ran with ``text=True``. ``output`` is the ``ProcessOutput`` record, which
-    always keeps bytes. ``timed_out`` tells whether the command was ended
+    always keeps bytes. ``timed_out`` is True when the command was ended
     because its timeout passed.
     """
 
@@ -86,7 +86,7 @@ def _describe(data: Union[bytes, str, None]) -> str:
 
 
 class TimeoutExpired(subprocess.TimeoutExpired):
-    """The timeout passed. ``result`` holds the partial ``ProcessResult``
+    """The timeout passed. ``result`` is the partial ``ProcessResult``
     (None when ``Process.wait()`` timed out without ending the process)."""
 
     def __init__(
@@ -102,7 +102,7 @@ class TimeoutExpired(subprocess.TimeoutExpired):
 
 
 class CalledProcessError(subprocess.CalledProcessError):
-    """The command exited with a non-zero code; ``result`` holds its ``ProcessResult``."""
+    """The command exited with a non-zero code; ``result`` is its ``ProcessResult``."""
 
     def __init__(
         self,
