@@ -285,6 +285,9 @@ impl Capture {
                 finished,
             )
         };
+        if matches!(next, Next::Chunk(_)) {
+            self.shared.chunks_delivered.fetch_add(1, Ordering::Relaxed);
+        }
         if finished && matches!(next, Next::Empty) {
             if let Some(error) = self.shared.lock_state().read_error() {
                 return Err(error);
@@ -304,9 +307,9 @@ impl Capture {
         self.shared.cancel();
     }
 
-    /// Cancels, joins the reader threads and releases every descriptor.
-    /// Safe to call more than once.
-    pub fn close(&self) {
+    /// Cancels and joins the reader threads. The capture stays open: its
+    /// output and stream iterators remain usable.
+    pub fn stop(&self) {
         self.shared.cancel();
         let handles = std::mem::take(&mut *lock(&self.readers));
         for handle in handles {
@@ -314,6 +317,12 @@ impl Capture {
             // its ring stays consistent (see `RingBuffer::lock`).
             let _ = handle.join();
         }
+    }
+
+    /// Stops the readers and releases every descriptor. Safe to call more
+    /// than once.
+    pub fn close(&self) {
+        self.stop();
         lock(&self.shared.cancel_event).take();
         let mut state = self.shared.lock_state();
         state.closed = true;
@@ -337,13 +346,6 @@ impl Capture {
         self.shared.streams[stream.index()]
             .bytes_read
             .load(Ordering::Acquire)
-    }
-
-    /// Counts chunks handed to stream iterators.
-    pub fn add_chunks_delivered(&self, count: u64) {
-        self.shared
-            .chunks_delivered
-            .fetch_add(count, Ordering::Relaxed);
     }
 
     /// The current change counter; pass it to [`Capture::wait_for_change`].

@@ -262,7 +262,9 @@ impl Process {
     pub fn finish(&self, eof_grace: Duration) -> Result<bool, Error> {
         let status = self.lock_child().status;
         let reached_eof = self.capture.wait(Some(eof_grace));
-        self.capture.close();
+        // Stop rather than close: the caller may still iterate over the
+        // retained output; closing is the owner's last step.
+        self.capture.stop();
         if let Some(feeder) = lock(&self.stdin_feeder).take() {
             let _ = feeder.join();
         }

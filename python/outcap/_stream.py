@@ -28,7 +28,11 @@ class _LineSplitter:
         self._decoder = codecs.getincrementaldecoder(encoding)(errors)
         self._partial: List[str] = []
 
-    def feed(self, data: bytes) -> List[str]:
+    def feed(self, data: bytes, skipped: int = 0) -> List[str]:
+        if skipped:
+            # The rest of the pending line was overwritten before it was read.
+            self._decoder.reset()
+            self._partial = []
         text = self._decoder.decode(data)
         if "\n" not in text:
             if text:
@@ -72,7 +76,7 @@ class _Lines:
         splitter = self._splitters.get(chunk.stream)
         if splitter is None:
             splitter = self._splitters[chunk.stream] = _LineSplitter(self._encoding, self._errors)
-        return splitter.feed(chunk.data)
+        return splitter.feed(chunk.data, chunk.skipped)
 
     def finish(self) -> List[str]:
         lines: List[str] = []

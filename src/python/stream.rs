@@ -268,6 +268,10 @@ impl NativeStream {
                         return Ok(None);
                     };
                     let partial = &mut partials[chunk.stream.index()];
+                    if chunk.skipped > 0 {
+                        // The rest of this line was overwritten before it was read.
+                        partial.clear();
+                    }
                     let mut rest = &chunk.data[..];
                     while let Some(end) = memchr::memchr(b'\n', rest) {
                         let line = &rest[..=end];
