@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
+import subprocess
+import sys
+import textwrap
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
+
+import outcap
 
 #: Prefix of the names outcap gives its native threads (readers and the stdin feeder).
 THREAD_PREFIX = "outcap-"
@@ -150,3 +156,149 @@ class PipeFactory:
             except OSError:
                 pass
         self._fds.clear()
+
+
+def child_pids(pid: int) -> List[int]:
+    """Return the IDs of the live processes whose parent is ``pid``, found by scanning /proc."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as stat:
+                text = stat.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        # Fields after the command name: state, then the parent's ID.
+        state, parent = text.rsplit(")", 1)[1].split()[:2]
+        if int(parent) == pid and state != "Z":
+            children.append(int(entry))
+    return children
+
+
+def python_command(source: str, *args: str) -> List[str]:
+    """Return the argv that runs ``source`` (dedented) in this interpreter with ``args``."""
+    return [sys.executable, "-c", textwrap.dedent(source), *args]
+
+
+class Launched:
+    """A command started by ``StreamingLauncher``, with the capture that reads its output.
+
+    ``source`` is the object whose ``stream()``, ``lines()``, ``astream()``
+    and ``alines()`` the tests call: the ``outcap.Process`` itself, or the
+    ``OutputCapture`` that reads the child's pipes. ``capture`` is the
+    ``OutputCapture`` in both cases, for ``wait()`` and ``stats()``.
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        capture: "outcap.OutputCapture",
+        pid: int,
+        popen: "Optional[subprocess.Popen[bytes]]",
+    ) -> None:
+        self.source = source
+        self.capture = capture
+        self.pid = pid
+        self._popen = popen
+
+    def poll(self) -> Optional[int]:
+        """Return the child's exit code, or None while it runs."""
+        if self._popen is not None:
+            return self._popen.poll()
+        return self.source.poll()
+
+    def close(self) -> None:
+        """Close the capture (a ``Process`` also ends its child) and reap the child."""
+        self.source.close()
+        if self._popen is not None:
+            if self._popen.poll() is None:
+                try:
+                    os.killpg(self._popen.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self._popen.wait()
+
+
+class StreamingLauncher:
+    """Starts commands whose output a streaming capture reads, in one of two ways.
+
+    With kind ``"spawn"`` the command runs under ``outcap.spawn()``. With kind
+    ``"pipes"`` it runs under ``subprocess.Popen`` in its own session, writing
+    into two ``os.pipe()`` pairs that an ``OutputCapture`` reads. The parent's
+    write ends are closed at once, so the capture reaches EOF when the child exits.
+    Call it as ``launch(argv, **config_fields)``: ``streaming_enabled`` defaults
+    to True. ``close_all()`` closes every capture and reaps every child.
+    """
+
+    def __init__(self, kind: str) -> None:
+        if kind not in ("spawn", "pipes"):
+            raise ValueError(f"invalid kind: {kind!r}; expected 'spawn' or 'pipes'")
+        self.kind = kind
+        self._launched: List[Launched] = []
+
+    def __call__(self, argv: List[str], **config_fields: Any) -> Launched:
+        config_fields.setdefault("streaming_enabled", True)
+        config = outcap.OutputCaptureConfig(**config_fields)
+        if self.kind == "spawn":
+            process = outcap.spawn(argv, config=config)
+            launched = Launched(process, process.capture, process.pid, None)
+        else:
+            launched = self._start_on_pipes(argv, config)
+        self._launched.append(launched)
+        return launched
+
+    @staticmethod
+    def _start_on_pipes(argv: List[str], config: "outcap.OutputCaptureConfig") -> Launched:
+        capture = outcap.OutputCapture(config)
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        try:
+            capture.capture_streams(out_read, err_read)
+            popen = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out_write, stderr=err_write, start_new_session=True
+            )
+        except BaseException:
+            capture.close()
+            raise
+        finally:
+            # The capture reads duplicates, so all four ends are ours to close.
+            for fd in (out_read, out_write, err_read, err_write):
+                os.close(fd)
+        return Launched(capture, capture, popen.pid, popen)
+
+    def close_all(self) -> None:
+        for launched in self._launched:
+            launched.close()
+        self._launched.clear()
+
+
+#: Python source for a child that runs the steps in its arguments: ``1:HEX`` and
+#: ``2:HEX`` write those bytes to stdout or stderr with one ``os.write()``,
+#: ``sleep:SECONDS`` sleeps.
+WRITE_STEPS_SCRIPT = (
+    "import os, sys, time\n"
+    "for step in sys.argv[1:]:\n"
+    "    kind, _, value = step.partition(':')\n"
+    "    if kind == 'sleep':\n"
+    "        time.sleep(float(value))\n"
+    "    else:\n"
+    "        os.write(int(kind), bytes.fromhex(value))\n"
+)
+
+
+def write_steps_command(*steps: Any) -> List[str]:
+    """Return the argv of a child that performs ``steps`` in order.
+
+    A step ``(1, data)`` writes ``data`` to stdout and ``(2, data)`` to stderr,
+    each with one ``os.write()``. A number sleeps that many seconds. Separate
+    writes with a sleep to make them arrive in separate reads.
+    """
+    args = []
+    for step in steps:
+        if isinstance(step, tuple):
+            fd, data = step
+            args.append(f"{fd}:{data.hex()}")
+        else:
+            args.append(f"sleep:{step}")
+    return [sys.executable, "-c", WRITE_STEPS_SCRIPT, *args]
