@@ -54,15 +54,18 @@ impl CaptureConfig {
     }
 }
 
-/// Converts a flush interval in seconds, rejecting negative, NaN and infinite values.
+/// Converts a flush interval in seconds, rejecting negative, NaN and
+/// infinite values. A finite interval too long for `Duration` (about 5.8e11
+/// years) becomes `Duration::MAX`, which behaves the same: never due.
 pub fn flush_interval_from_secs(seconds: f64) -> Result<Duration, ConfigError> {
-    Duration::try_from_secs_f64(seconds).map_err(|_| {
-        ConfigError::new(
+    if !(seconds.is_finite() && seconds >= 0.0) {
+        return Err(ConfigError::new(
             "flush_interval",
             seconds.to_string(),
             "a finite number of seconds >= 0",
-        )
-    })
+        ));
+    }
+    Ok(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX))
 }
 
 /// An invalid configuration value: which field, the value given, and what is allowed.
@@ -124,6 +127,7 @@ mod tests {
             flush_interval_from_secs(0.25),
             Ok(Duration::from_millis(250))
         );
+        assert_eq!(flush_interval_from_secs(1e300), Ok(Duration::MAX));
         for bad in [-0.001, f64::NAN, f64::INFINITY] {
             let error = flush_interval_from_secs(bad).unwrap_err();
             assert_eq!(error.field, "flush_interval");

@@ -37,7 +37,7 @@ pub fn spawn(
     env: Option<&[(OsString, OsString)]>,
     stdio: &ChildStdio<'_>,
 ) -> io::Result<libc::pid_t> {
-    let executable = resolve_program(program, env)?;
+    let executable = resolve_program(program, env, cwd)?;
     let executable = c_string(executable.as_os_str())?;
     let mut argv_storage = vec![c_string(program)?];
     for arg in args {
@@ -103,8 +103,13 @@ pub fn spawn(
     Ok(pid)
 }
 
-/// Finds the file `exec` would run, as `execvp` does but in the child's `PATH`.
-fn resolve_program(program: &OsStr, env: Option<&[(OsString, OsString)]>) -> io::Result<PathBuf> {
+/// Finds the file `exec` would run, as `execvp` does in the child: with the
+/// child's `PATH`, and relative entries taken from the child's `cwd`.
+fn resolve_program(
+    program: &OsStr,
+    env: Option<&[(OsString, OsString)]>,
+    cwd: Option<&Path>,
+) -> io::Result<PathBuf> {
     if program.is_empty() {
         return Err(io::Error::from_raw_os_error(libc::ENOENT));
     }
@@ -126,6 +131,12 @@ fn resolve_program(program: &OsStr, env: Option<&[(OsString, OsString)]>) -> io:
             PathBuf::from(".")
         } else {
             directory
+        };
+        // exec runs after the chdir, so the result must not depend on this
+        // process's directory: anchor relative entries at the child's.
+        let directory = match cwd {
+            Some(cwd) if directory.is_relative() => std::path::absolute(cwd)?.join(directory),
+            _ => directory,
         };
         let candidate = directory.join(program);
         let Ok(metadata) = std::fs::metadata(&candidate) else {

@@ -175,12 +175,18 @@ impl Cursor {
     ) -> Next {
         if !finished && !flush_interval.is_zero() {
             if let Some(last) = self.last_delivery {
-                let due = last + flush_interval;
-                if Instant::now() < due && self.pending(rings) < BATCH_SIZE {
+                // An interval too long to add is never due.
+                let due = last.checked_add(flush_interval);
+                let held = due.is_none_or(|due| Instant::now() < due);
+                if held && self.pending(rings) < BATCH_SIZE {
                     return if self.pending(rings) == 0 {
                         Next::Empty
                     } else {
-                        Next::HoldUntil(due)
+                        // Waiters also wake when more bytes arrive, so an
+                        // hour stands in for "never" here.
+                        Next::HoldUntil(
+                            due.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
+                        )
                     };
                 }
             }

@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any, Optional, Type, Union
 
 from . import _native
-from ._config import OutputCaptureConfig
+from ._config import OutputCaptureConfig, check_timeout
 from ._native import CaptureClosedError
 from ._output import CaptureStats, ProcessOutput
 from ._stream import StreamMethods
@@ -20,6 +20,8 @@ _channel_numbers = itertools.count(1)
 
 StreamArg = Union[int, Any, None]
 
+_MAX_FD = 2**31 - 1
+
 
 def _fileno(name: str, stream: StreamArg) -> Optional[int]:
     if stream is None:
@@ -27,14 +29,18 @@ def _fileno(name: str, stream: StreamArg) -> Optional[int]:
     if isinstance(stream, bool):
         raise TypeError(f"invalid {name}: {stream!r}; expected a file descriptor, an object with fileno(), or None")
     if isinstance(stream, int):
-        return stream
-    fileno = getattr(stream, "fileno", None)
-    if fileno is None:
-        raise TypeError(
-            f"invalid {name}: {stream!r} ({type(stream).__name__}); "
-            "expected a file descriptor, an object with fileno(), or None"
-        )
-    return int(fileno())
+        fd = stream
+    else:
+        fileno = getattr(stream, "fileno", None)
+        if fileno is None:
+            raise TypeError(
+                f"invalid {name}: {stream!r} ({type(stream).__name__}); "
+                "expected a file descriptor, an object with fileno(), or None"
+            )
+        fd = int(fileno())
+    if not 0 <= fd <= _MAX_FD:
+        raise ValueError(f"invalid {name} file descriptor: {fd}; expected an open descriptor >= 0 and <= {_MAX_FD}")
+    return fd
 
 
 def _check_config(config: Optional[OutputCaptureConfig]) -> OutputCaptureConfig:
@@ -113,7 +119,7 @@ class OutputCapture(StreamMethods):
         ``KeyboardInterrupt`` within about 50 ms. A failed read raises OSError.
         """
         self._check_open()
-        return self._native.wait(timeout)
+        return self._native.wait(check_timeout("timeout", timeout))
 
     def cancel(self) -> None:
         """Stop reading now; what was read so far stays available."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import math
-from typing import Any, Callable, Dict, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 __all__ = ["OutputCaptureConfig"]
 
@@ -17,7 +17,7 @@ def _check_size(field: str, value: Any, minimum: int) -> int:
             f"invalid {field}: {value!r} ({type(value).__name__}); expected an int number of bytes"
         )
     if not minimum <= value <= _MAX_SIZE:
-        raise ValueError(f"invalid {field}: {value}; expected an integer number of bytes >= {minimum}")
+        raise ValueError(f"invalid {field}: {value}; expected an integer number of bytes >= {minimum} and <= {_MAX_SIZE}")
     return int(value)
 
 
@@ -40,6 +40,18 @@ def _check_seconds(field: str, value: Any) -> float:
     if not (math.isfinite(seconds) and seconds >= 0):
         raise ValueError(f"invalid {field}: {value!r}; expected a finite number of seconds >= 0")
     return seconds
+
+
+def check_timeout(name: str, value: Any, allow_none: bool = True) -> Optional[float]:
+    """Validate a timeout-like argument in seconds: a number (or None when allowed), not NaN."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        allowed = "a number of seconds or None" if allow_none else "a number of seconds"
+        raise TypeError(f"invalid {name}: {value!r} ({type(value).__name__}); expected {allowed}")
+    if math.isnan(value):
+        raise ValueError(f"invalid {name}: {value!r}; expected a number of seconds")
+    return float(value)
 
 
 _VALIDATORS: Dict[str, Callable[[str, Any], Any]] = {

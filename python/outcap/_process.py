@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import locale
 import math
 import os
@@ -13,7 +14,7 @@ from typing import IO, Any, List, Mapping, Optional, Sequence, Tuple, Type, Unio
 
 from . import _native
 from ._capture import OutputCapture, _check_config, _fileno
-from ._config import OutputCaptureConfig
+from ._config import OutputCaptureConfig, check_timeout
 from ._output import ProcessOutput
 from ._stream import StreamMethods
 
@@ -116,17 +117,6 @@ class CalledProcessError(subprocess.CalledProcessError):
         self.result = result
 
 
-def _check_seconds(name: str, value: Any, allow_none: bool) -> Optional[float]:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        allowed = "a number of seconds or None" if allow_none else "a number of seconds"
-        raise TypeError(f"invalid {name}: {value!r} ({type(value).__name__}); expected {allowed}")
-    if math.isnan(value):
-        raise ValueError(f"invalid {name}: {value!r}; expected a number of seconds")
-    return float(value)
-
-
 def _argv(args: Args, shell: bool) -> List[str]:
     if isinstance(args, (str, bytes, os.PathLike)):
         items = [args]
@@ -153,13 +143,31 @@ def _argv(args: Args, shell: bool) -> List[str]:
 def _environment(env: Optional[Mapping[Any, Any]]) -> Optional[List[Tuple[str, str]]]:
     if env is None:
         return None
+    if not isinstance(env, Mapping):
+        raise TypeError(f"invalid env: {type(env).__name__}; expected a mapping of names to values, or None")
     pairs = []
     for key, value in env.items():
+        for item in (key, value):
+            if not isinstance(item, (str, bytes, os.PathLike)):
+                raise TypeError(
+                    f"invalid environment variable {key!r}: {item!r} ({type(item).__name__}); expected str or bytes"
+                )
         key, value = os.fsdecode(key), os.fsdecode(value)
-        if not key or "=" in key or "\0" in key or "\0" in value:
-            raise ValueError(f"invalid environment variable {key!r}: names must be non-empty without '=' or NUL")
+        if not key or "=" in key or "\0" in key:
+            raise ValueError(f"invalid environment variable name {key!r}: expected a non-empty name without '=' or NUL")
+        if "\0" in value:
+            raise ValueError(f"invalid value of environment variable {key!r}: {value!r} contains a NUL byte")
         pairs.append((key, value))
     return pairs
+
+
+def _cwd(cwd: Any) -> str:
+    if not isinstance(cwd, (str, bytes, os.PathLike)):
+        raise TypeError(f"invalid cwd: {cwd!r} ({type(cwd).__name__}); expected a path (str, bytes or os.PathLike)")
+    text = os.fsdecode(cwd)
+    if "\0" in text:
+        raise ValueError(f"invalid cwd {text!r}: embedded null byte")
+    return text
 
 
 def _input_bytes(input: Any, text_mode: bool, encoding: Optional[str], errors: Optional[str]) -> Optional[bytes]:
@@ -208,14 +216,18 @@ class Process(StreamMethods):
     ) -> None:
         self.args = args
         self._config = _check_config(config)
-        self._timeout = _check_seconds("timeout", timeout, allow_none=True)
-        grace = _check_seconds("kill_grace", kill_grace, allow_none=False)
+        self._timeout = check_timeout("timeout", timeout, allow_none=True)
+        grace = check_timeout("kill_grace", kill_grace, allow_none=False)
         if grace is None or not (math.isfinite(grace) and grace >= 0):
             raise ValueError(f"invalid kill_grace: {kill_grace!r}; expected a finite number of seconds >= 0")
         self._kill_grace = grace
         self._text = bool(text or encoding or errors)
         self._encoding = encoding
         self._errors = errors
+        if self._text:
+            # Fail before the command runs, as subprocess does.
+            codecs.lookup(encoding or locale.getpreferredencoding(False))
+            codecs.lookup_error(errors or "strict")
         self._result: Optional[ProcessResult] = None
         self._timed_out = False
 
@@ -226,7 +238,7 @@ class Process(StreamMethods):
         input_bytes = _input_bytes(input, self._text, encoding, errors)
         if input_bytes is not None and stdin_fd is not None:
             raise ValueError("invalid arguments: input and stdin cannot both be given")
-        cwd_text = None if cwd is None else os.fsdecode(cwd)
+        cwd_text = None if cwd is None else _cwd(cwd)
 
         try:
             self._native = _native.NativeProcess(
@@ -238,10 +250,11 @@ class Process(StreamMethods):
                 stdin_fd=stdin_fd,
                 config=self._config._fields(),
             )
-        except FileNotFoundError as error:
-            # The child reports a missing working directory as ENOENT too; name the directory then.
+        except OSError as error:
+            # A failed chdir in the child reports ENOENT or ENOTDIR like a
+            # missing program does; name the directory in that case.
             if cwd_text is not None and not os.path.isdir(cwd_text):
-                raise FileNotFoundError(error.errno, error.strerror, cwd_text) from None
+                raise OSError(error.errno, error.strerror, cwd_text) from None
             raise
         self._started = time.monotonic()
         self.capture = OutputCapture._wrap(self._native, self._config)
@@ -265,6 +278,10 @@ class Process(StreamMethods):
 
     def send_signal(self, signum: int) -> None:
         """Send ``signum`` to the whole process group (nothing once it was reaped)."""
+        if isinstance(signum, bool) or not isinstance(signum, int):
+            raise TypeError(f"invalid signal: {signum!r} ({type(signum).__name__}); expected a signal number")
+        if not 1 <= signum < signal.NSIG:
+            raise ValueError(f"invalid signal number: {signum}; expected 1 to {signal.NSIG - 1}")
         self._native.signal_group(int(signum))
 
     def terminate(self) -> None:
@@ -318,7 +335,7 @@ class Process(StreamMethods):
         """
         if self._result is not None:
             return self._result
-        wait_timeout = _check_seconds("timeout", timeout, allow_none=True)
+        wait_timeout = check_timeout("timeout", timeout, allow_none=True)
         if not self._timed_out:
             remaining = self._time_left()
             own_timeout_first = remaining is not None and (wait_timeout is None or remaining <= wait_timeout)

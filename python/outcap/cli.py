@@ -35,7 +35,10 @@ def parse_size(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"invalid size {text!r}; expected bytes as an integer with an optional K, M, G or T suffix (powers of 1024)"
         )
-    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+    size = int(match.group(1)) * _UNITS[match.group(2).lower()]
+    if size > 2**63 - 1:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}; expected at most 8 EiB (2**63 - 1 bytes)")
+    return size
 
 
 def _seconds(text: str) -> float:

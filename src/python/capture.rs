@@ -66,8 +66,18 @@ impl NativeCapture {
             if self.inner.is_closed() {
                 return Err(CaptureClosedError::new_err("the capture is closed"));
             }
-            let stdout = stdout.map(|fd| duplicate_fd(fd, "stdout")).transpose()?;
-            let stderr = stderr.map(|fd| duplicate_fd(fd, "stderr")).transpose()?;
+            let mut duplicates = [None, None];
+            for (index, (raw, role)) in [(stdout, "stdout"), (stderr, "stderr")]
+                .into_iter()
+                .enumerate()
+            {
+                if let Some(raw) = raw {
+                    let fd = duplicate_fd(raw, role)?;
+                    check_readable(&fd, raw, role)?;
+                    duplicates[index] = Some(fd);
+                }
+            }
+            let [stdout, stderr] = duplicates;
             let source = |fd: OwnedFd| Source {
                 fd,
                 nonblocking: false,
@@ -167,4 +177,17 @@ pub(crate) fn duplicate_fd(fd: RawFd, role: &str) -> PyResult<OwnedFd> {
     }
     // SAFETY: fcntl just returned this new descriptor, and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(duplicate) })
+}
+
+/// Rejects a descriptor that cannot be read, such as the write end of a
+/// pipe: polling it for input would wait forever.
+pub(crate) fn check_readable(fd: &OwnedFd, raw: RawFd, role: &str) -> PyResult<()> {
+    let flags = rustix::fs::fcntl_getfl(fd).map_err(std::io::Error::from)?;
+    if flags.contains(rustix::fs::OFlags::WRONLY) {
+        return Err(pyo3::exceptions::PyOSError::new_err((
+            libc::EBADF,
+            format!("invalid {role} file descriptor {raw}: it is open for writing only"),
+        )));
+    }
+    Ok(())
 }
