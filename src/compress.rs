@@ -87,6 +87,34 @@ pub fn gunzip(data: &[u8]) -> io::Result<Vec<u8>> {
     Ok(decompressed)
 }
 
+/// Decompresses single-member gzip `data` into `out`, which must be exactly
+/// the decompressed size (see [`trailer_size`]). Returns `Ok(false)` when the
+/// data decompresses to another size, so the caller can fall back to
+/// [`gunzip`]; this lets a caller decompress straight into memory it
+/// allocated once, such as a Python `bytes` object.
+pub fn gunzip_exact_into(data: &[u8], out: &mut [u8]) -> io::Result<bool> {
+    let mut decoder = MultiGzDecoder::new(data);
+    let invalid =
+        |error: io::Error| io::Error::new(error.kind(), format!("invalid gzip data: {error}"));
+    match decoder.read_exact(out) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
+        Err(error) => return Err(invalid(error)),
+    }
+    let mut extra = [0u8; 1];
+    Ok(decoder.read(&mut extra).map_err(invalid)? == 0)
+}
+
+/// The uncompressed size that the last member's trailer records (ISIZE, the
+/// size modulo 2^32), or `None` when `data` is too short to have one.
+pub fn trailer_size(data: &[u8]) -> Option<usize> {
+    if data.len() < 18 {
+        return None;
+    }
+    data.last_chunk::<4>()
+        .map(|trailer| u32::from_le_bytes(*trailer) as usize)
+}
+
 /// Reads the uncompressed size from the last member's trailer (ISIZE, the size
 /// modulo 2^32), capped by [`MAX_PRESIZE_EXPANSION`].
 fn presize_hint(data: &[u8]) -> usize {
@@ -107,6 +135,26 @@ mod tests {
     use proptest::prelude::*;
 
     const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+    #[test]
+    fn gunzip_exact_into_matches_gunzip() {
+        let data = b"exact size ".repeat(1000);
+        let compressed = gzip(&data, DEFAULT_LEVEL);
+        let size = trailer_size(&compressed).unwrap();
+        assert_eq!(size, data.len());
+        let mut out = vec![0u8; size];
+        assert!(gunzip_exact_into(&compressed, &mut out).unwrap());
+        assert_eq!(out, data);
+    }
+
+    #[test]
+    fn gunzip_exact_into_reports_other_sizes() {
+        let compressed = gzip(b"twelve bytes", DEFAULT_LEVEL);
+        let mut short = vec![0u8; 11];
+        assert!(!gunzip_exact_into(&compressed, &mut short).unwrap());
+        let mut long = vec![0u8; 13];
+        assert!(!gunzip_exact_into(&compressed, &mut long).unwrap());
+    }
 
     fn sample_log() -> Vec<u8> {
         let mut text = Vec::new();

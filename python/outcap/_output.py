@@ -139,11 +139,16 @@ class ProcessOutput:
         if isinstance(text, (bytes, bytearray)):
             text = bytes(text).decode("utf-8")
         fields = _native.output_from_json(text)
-        try:
-            return cls._from_fields(fields)
-        except OverflowError:
-            # Go accepts year 0 (or year 1 with a positive offset); datetime starts at year 1.
-            raise ValueError("invalid ProcessOutput JSON: a time is before 0001-01-01T00:00:00Z") from None
+        # Go accepts times that are outside datetime's years 1 to 9999 in
+        # UTC, such as year 0 or 9999-12-31T23:59:59-01:00.
+        for key, micros in (("captureStarted", fields[8]), ("captureEnded", fields[9])):
+            try:
+                _datetime_from_micros(micros)
+            except OverflowError:
+                raise ValueError(
+                    f"invalid ProcessOutput JSON field {key!r}: the time is outside years 1 to 9999 in UTC"
+                ) from None
+        return cls._from_fields(fields)
 
     def __repr__(self) -> str:
         return (

@@ -76,9 +76,26 @@ fn gzip<'py>(py: Python<'py>, data: &[u8], level: u32) -> PyResult<Bound<'py, Py
 #[pyfunction]
 fn gunzip<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
     catch_panics(|| {
+        let to_error = |error: std::io::Error| errors::CaptureError::new_err(error.to_string());
+
+        // Decompressing straight into the bytes object saves a copy of the
+        // whole output, which for a full ring is as large as the ring itself.
+        if let Some(size) = crate::compress::trailer_size(data) {
+            let mut exact = false;
+            let bytes = PyBytes::new_with(py, size, |buffer| {
+                exact = py
+                    .detach(|| crate::compress::gunzip_exact_into(data, buffer))
+                    .map_err(to_error)?;
+                Ok(())
+            })?;
+            if exact {
+                return Ok(bytes);
+            }
+        }
+
         let plain = py
             .detach(|| crate::compress::gunzip(data))
-            .map_err(|error| errors::CaptureError::new_err(error.to_string()))?;
+            .map_err(to_error)?;
         Ok(PyBytes::new(py, &plain))
     })
 }
