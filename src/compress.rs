@@ -105,14 +105,20 @@ pub fn gunzip_exact_into(data: &[u8], out: &mut [u8]) -> io::Result<bool> {
     Ok(decoder.read(&mut extra).map_err(invalid)? == 0)
 }
 
+/// Most bytes DEFLATE can expand to per compressed byte (its longest match,
+/// 258 bytes, coded in about two bits).
+const MAX_DEFLATE_EXPANSION: usize = 1032;
+
 /// The uncompressed size that the last member's trailer records (ISIZE, the
-/// size modulo 2^32), or `None` when `data` is too short to have one.
+/// size modulo 2^32), or `None` when `data` is too short to have one or the
+/// size is more than DEFLATE can produce from `data`: a corrupt or hostile
+/// trailer must not decide how much memory is reserved.
 pub fn trailer_size(data: &[u8]) -> Option<usize> {
     if data.len() < 18 {
         return None;
     }
-    data.last_chunk::<4>()
-        .map(|trailer| u32::from_le_bytes(*trailer) as usize)
+    let size = u32::from_le_bytes(*data.last_chunk::<4>()?) as usize;
+    (size <= data.len().saturating_mul(MAX_DEFLATE_EXPANSION)).then_some(size)
 }
 
 /// Reads the uncompressed size from the last member's trailer (ISIZE, the size
@@ -145,6 +151,14 @@ mod tests {
         let mut out = vec![0u8; size];
         assert!(gunzip_exact_into(&compressed, &mut out).unwrap());
         assert_eq!(out, data);
+    }
+
+    #[test]
+    fn trailer_size_rejects_impossible_sizes() {
+        let mut compressed = gzip(b"hello", DEFAULT_LEVEL);
+        let length = compressed.len();
+        compressed[length - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(trailer_size(&compressed), None);
     }
 
     #[test]
