@@ -13,7 +13,7 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
 use rustix::io::Errno;
 use rustix::pipe::{pipe_with, PipeFlags};
-use rustix::process::{Pid, Signal, WaitOptions, WaitStatus};
+use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, WaitOptions, WaitStatus};
 
 use crate::capture::{Capture, Source};
 use crate::config::CaptureConfig;
@@ -241,17 +241,44 @@ impl Process {
     ///
     /// After reaping, the group ID may belong to an unrelated new group, so
     /// signalling it could hit the wrong processes.
+    ///
+    /// A child that has exited but is not reaped yet (a zombie) still
+    /// reserves the group ID, so this also reaches group members that
+    /// outlive the child, such as a background job that ignores SIGTERM.
     pub fn signal_group(&self, signal: Signal) -> io::Result<bool> {
-        let mut child = self.lock_child();
-        if child.poll_status(false)?.is_some() {
+        let child = self.lock_child();
+        if child.status.is_some() {
             return Ok(false);
         }
         match rustix::process::kill_process_group(child.pid, signal) {
             Ok(()) => Ok(true),
-            // The group may be gone between the check and the call only if
-            // the leader is a zombie with no other members; nothing to signal.
             Err(Errno::SRCH) => Ok(false),
             Err(errno) => Err(errno.into()),
+        }
+    }
+
+    /// Waits up to `timeout` for the child to exit without reaping it, so
+    /// that its process group ID stays reserved for [`Process::signal_group`].
+    /// Returns whether it exited.
+    pub fn wait_exited(&self, timeout: Duration) -> io::Result<bool> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.lock_child();
+            if child.status.is_some() {
+                return Ok(true);
+            }
+            let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+            match rustix::process::waitid(WaitId::Pid(child.pid), options) {
+                Ok(Some(_)) => return Ok(true),
+                Ok(None) | Err(Errno::INTR) => {}
+                Err(errno) => return Err(errno.into()),
+            }
+            drop(child);
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep((deadline - now).min(Duration::from_millis(5)));
         }
     }
 

@@ -130,6 +130,8 @@ class NativeProcess:
         """Wait for exit and return the exit code, or None when ``timeout`` passed first."""
     def signal_group(self, signal: int) -> bool:
         """Send ``signal`` to the process group; False when the child was already reaped."""
+    def wait_exited(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the child to exit without reaping it."""
     def finish(self, eof_grace: float) -> bool:
         """After exit: wait up to ``eof_grace`` seconds for EOF, stop the readers, record the exit code."""
 

@@ -303,12 +303,18 @@ class Process(StreamMethods):
             self._end_group()
 
     def _end_group(self) -> None:
-        """SIGTERM the group, then SIGKILL after the kill grace; reap the child."""
+        """SIGTERM the group; SIGKILL it once the child has exited or the kill
+        grace has passed, whichever comes first; then reap the child.
+
+        The child is reaped only after the SIGKILL, so its group ID still
+        names this group then, and members that ignored SIGTERM (a
+        background job, say) do not outlive it.
+        """
         if self._native.signal_group(signal.SIGTERM):
             # A stopped process acts on SIGTERM only once continued.
             self._native.signal_group(signal.SIGCONT)
-            if self._native.wait(self._kill_grace) is None:
-                self._native.signal_group(signal.SIGKILL)
+            self._native.wait_exited(self._kill_grace)
+            self._native.signal_group(signal.SIGKILL)
         self._native.wait(None)
 
     def _finish(self) -> ProcessResult:

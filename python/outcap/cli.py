@@ -62,7 +62,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "run",
         help="run a command, show its output and summary, optionally write the record as JSON",
         description=(
-            "Run COMMAND, show its output live (stdout to stdout, stderr to stderr) while capturing it, print a one-line summary to stderr and exit with "
+            "Run COMMAND with outcap's stdin, show its output live (stdout to stdout, stderr to stderr) while capturing it, print a one-line summary to stderr and exit with "
             "the command's exit code (128+N when killed by signal N, 124 when --timeout passed, "
             "126 when it cannot be executed, 127 when it is not found)."
         ),
@@ -177,7 +177,34 @@ def _show_live(process: Process, timeout: Optional[float]) -> None:
             return
         if chunk is None:
             return
+        if chunk.skipped:
+            # The reader of our output fell more than a ring behind the command.
+            sys.stderr.write(
+                f"\noutcap: the live view skipped {chunk.skipped} bytes of {chunk.stream} "
+                "that its reader was too slow for; the record keeps the newest bytes\n"
+            )
+            sys.stderr.flush()
         _write_all(1 if chunk.stream == "stdout" else 2, chunk.data)
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+class _Terminated(Exception):
+    """A signal that ends outcap itself arrived; the command's group must end too."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated(signum)
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -200,17 +227,24 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     show_output = not args.quiet and args.json != "-"
     config.streaming_enabled = show_output
     record: Optional[IO[str]] = None
+    created = False
     if args.json and args.json != "-":
-        # Open the record first, so a command is never run for a record that cannot be written.
+        # Open the record first, so a command is never run for a record that
+        # cannot be written; append mode keeps an old record until the new
+        # one replaces it.
+        created = not os.path.exists(args.json)
         try:
-            record = open(args.json, "w", encoding="utf-8")
+            record = open(args.json, "a", encoding="utf-8")
         except OSError as error:
             parser.error(f"run: cannot write --json {args.json}: {error.strerror}")
     try:
-        return _run_command(args, parser, argv, config, record)
+        code = _run_command(args, parser, argv, config, record)
     finally:
         if record is not None:
             record.close()
+    if record is not None and created and os.path.getsize(args.json) == 0:
+        os.remove(args.json)
+    return code
 
 
 def _run_command(
@@ -223,7 +257,10 @@ def _run_command(
     show_output = config.streaming_enabled
     timed_out = False
     try:
-        with spawn(argv, config=config, timeout=args.timeout, kill_grace=args.kill_grace) as process:
+        stdin = 0 if _is_open(0) else None
+        with spawn(
+            argv, config=config, timeout=args.timeout, kill_grace=args.kill_grace, stdin=stdin
+        ) as process:
             if show_output:
                 _show_live(process, args.timeout)
             try:
@@ -245,6 +282,8 @@ def _run_command(
         sys.stdout.write(output.to_json() + "\n")
         sys.stdout.flush()
     elif record is not None:
+        record.seek(0)
+        record.truncate()
         record.write(output.to_json() + "\n")
     print(_summary(output, _status(output.exit_code, timed_out)), file=sys.stderr)
 
@@ -272,10 +311,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
     parser = _build_parser()
     args = parser.parse_args(argv)
+    if args.command == "run":
+        # The command runs in its own process group, so signals that a
+        # terminal, timeout(1) or a CI runner send to outcap would not reach
+        # it: turn them into an exception, and the with block ends the group.
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _raise_terminated)
     try:
         if args.command == "run":
             return _run(args, parser)
         return _show(args)
+    except _Terminated as error:
+        return 128 + error.signum
     except BrokenPipeError:
         # The reader of our stdout went away (e.g. `| head`); that is not an error of the command.
         sys.stderr.close()

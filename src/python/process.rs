@@ -113,6 +113,21 @@ impl NativeProcess {
         })
     }
 
+    /// Waits up to `timeout` seconds for the child to exit without reaping
+    /// it; returns whether it exited.
+    fn wait_exited(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        catch_panics(|| {
+            let timeout = timeout_from_secs(Some(timeout))?.unwrap_or(Duration::ZERO);
+            let process = &self.inner;
+            let exited = wait_interruptibly(py, Some(timeout), |slice| {
+                process
+                    .wait_exited(slice)
+                    .map(|exited| exited.then_some(()))
+            })?;
+            Ok(exited.is_some())
+        })
+    }
+
     /// After exit: waits up to `eof_grace` seconds for EOF on both pipes,
     /// stops the readers and records the exit code. Returns whether EOF came
     /// in time.
