@@ -497,6 +497,27 @@ def test_from_json_time_error_names_field(time):
     assert "captureEnded" in str(raised.value)
 
 
+def test_gunzip_corrupt_trailer_memory():
+    # A 26-byte member whose trailer claims 4 GiB - 1 bytes. The trailer is
+    # untrusted, so gunzip must not size its output from it before the data
+    # is checked. The child gets 1 GiB of address space, where sizing the
+    # output from this trailer raised MemoryError instead of CaptureError.
+    script = textwrap.dedent(
+        """
+        import gzip, resource, outcap
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+        good = gzip.compress(b"hello\\n")
+        bad = good[:-4] + (0xFFFFFFFF).to_bytes(4, "little")
+        try:
+            outcap.ProcessOutput(stdout=bad, compressed=True).get_stdout()
+        except Exception as error:
+            print(type(error).__name__)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "CaptureError", result.stderr
+
+
 # ---------------------------------------------------------------------------
 # Known bugs: each test passes once the bug is fixed, and xfail_strict then
 # reports it so that the marker is removed.
@@ -523,25 +544,3 @@ def test_from_json_negative_zero(key, attribute, zero):
 def test_from_json_lone_surrogate():
     output = ProcessOutput.from_json('{"streamChannel":"a\\ud800b"}')
     assert output.stream_channel == "a\ufffdb"
-
-
-def test_gunzip_corrupt_trailer_memory():
-    # A 26-byte member whose trailer claims 4 GiB - 1 bytes. gunzip in
-    # src/python/mod.rs allocates the size from compress::trailer_size before
-    # it checks the data, while presize_hint in src/compress.rs caps the same
-    # value at 16 times the input length. The child gets 1 GiB of address
-    # space, so the large allocation raises MemoryError there.
-    script = textwrap.dedent(
-        """
-        import gzip, resource, outcap
-        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-        good = gzip.compress(b"hello\\n")
-        bad = good[:-4] + (0xFFFFFFFF).to_bytes(4, "little")
-        try:
-            outcap.ProcessOutput(stdout=bad, compressed=True).get_stdout()
-        except Exception as error:
-            print(type(error).__name__)
-        """
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert result.stdout.strip() == "CaptureError", result.stderr
