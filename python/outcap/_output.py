@@ -111,8 +111,9 @@ class ProcessOutput:
         """Encode as JSON with the Go service's keys and encodings.
 
         Bytes are base64 and left out when empty, ``duration`` is integer
-        nanoseconds, times are RFC 3339 in UTC, and an empty ``streamChannel``
-        is left out.
+        nanoseconds, times are RFC 3339 in UTC, and ``streamChannel`` is left
+        out when it is None (an empty string is written, so that the record
+        reads back equal).
         """
         return _native.output_to_json(
             self.stdout,
