@@ -199,7 +199,7 @@ def test_cli_run_rejects_bad_size(size):
 def test_cli_run_rejects_zero_buffer_size():
     completed = outcap_cli("run", "--max-buffer-size", "0", "--", "true")
 
-    assert_usage_error(completed, "max_buffer_size")
+    assert_usage_error(completed, "--max-buffer-size: 0")
 
 
 def test_cli_run_rejects_bad_compression_threshold():

@@ -52,4 +52,6 @@ def strip_ansi(data: bytes) -> bytes:
     """
     if isinstance(data, str):
         raise TypeError("invalid data: str; expected bytes (encode the text first)")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"invalid data: {type(data).__name__}; expected bytes")
     return _strip_ansi(bytes(data) if isinstance(data, (bytearray, memoryview)) else data)

@@ -14,7 +14,7 @@ _MAX_SIZE = 2**63 - 1
 def _check_size(field: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(
-            f"invalid {field}: {value!r} ({type(value).__name__}); expected an int number of bytes"
+            f"invalid {field}: {value!r} ({type(value).__name__}); expected an integer number of bytes"
         )
     if not minimum <= value <= _MAX_SIZE:
         raise ValueError(f"invalid {field}: {value}; expected an integer number of bytes >= {minimum} and <= {_MAX_SIZE}")

@@ -10,6 +10,7 @@ import sys
 import time
 from typing import IO, List, Optional
 
+from . import __version__
 from ._config import OutputCaptureConfig
 from ._native import CaptureError
 from ._output import ProcessOutput
@@ -56,6 +57,7 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="outcap",
         description="Run a command and capture its stdout and stderr in bounded memory.",
     )
+    parser.add_argument("--version", action="version", version=f"outcap {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,show}")
 
     run_parser = commands.add_parser(
@@ -111,7 +113,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     run_parser.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
 
-    show_parser = commands.add_parser("show", help="print a stored record's output and summary")
+    show_parser = commands.add_parser(
+        "show",
+        help="print a stored record's output and summary",
+        description="Print the output stored in a ProcessOutput JSON record (stdout to stdout, stderr to "
+        "stderr) and its one-line summary to stderr.",
+    )
     show_parser.add_argument("record", metavar="RECORD.json", help="a ProcessOutput JSON record")
     return parser
 
@@ -222,7 +229,10 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             process_ansi=not args.keep_ansi,
         )
     except ValueError as error:
-        parser.error(f"run: {error}")
+        message = str(error)
+        for field in ("max_buffer_size", "flush_interval", "compression_threshold"):
+            message = message.replace(field, "--" + field.replace("_", "-"))
+        parser.error(f"run: {message}")
 
     show_output = not args.quiet and args.json != "-"
     config.streaming_enabled = show_output
@@ -298,7 +308,10 @@ def _show(args: argparse.Namespace) -> int:
         with open(args.record, encoding="utf-8") as record:
             output = ProcessOutput.from_json(record.read())
         stdout, stderr = output.get_stdout(), output.get_stderr()
-    except (OSError, ValueError, CaptureError) as error:
+    except OSError as error:
+        print(f"outcap: cannot read record {args.record}: {error.strerror}", file=sys.stderr)
+        return 1
+    except (ValueError, CaptureError) as error:
         print(f"outcap: cannot read record {args.record}: {error}", file=sys.stderr)
         return 1
     _write(sys.stdout, stdout)

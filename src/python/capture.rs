@@ -172,7 +172,10 @@ pub(crate) fn duplicate_fd(fd: RawFd, role: &str) -> PyResult<OwnedFd> {
         let error = std::io::Error::last_os_error();
         return Err(pyo3::exceptions::PyOSError::new_err((
             error.raw_os_error().unwrap_or(0),
-            format!("invalid {role} file descriptor {fd}: {error}"),
+            format!(
+                "invalid {role} file descriptor {fd}: {}",
+                super::errors::strerror(&error)
+            ),
         )));
     }
     // SAFETY: fcntl just returned this new descriptor, and nothing else owns it.

@@ -26,17 +26,21 @@ create_exception!(
     "Live iteration needs OutputCaptureConfig(streaming_enabled=True)."
 );
 
+/// The system's message for an I/O error, without Rust's "(os error N)" suffix.
+pub(crate) fn strerror(error: &std::io::Error) -> String {
+    let text = match error.raw_os_error() {
+        Some(errno) => std::io::Error::from_raw_os_error(errno).to_string(),
+        None => error.to_string(),
+    };
+    text.split(" (os error").next().unwrap_or(&text).to_owned()
+}
+
 /// Builds an `OSError` from an I/O error; Python picks the subclass
 /// (`FileNotFoundError`, `PermissionError`, ...) from the errno.
 fn os_error(error: &std::io::Error, message: String, filename: Option<String>) -> PyErr {
     match error.raw_os_error() {
         Some(errno) => {
-            let strerror = std::io::Error::from_raw_os_error(errno).to_string();
-            let strerror = strerror
-                .split(" (os error")
-                .next()
-                .unwrap_or(&strerror)
-                .to_owned();
+            let strerror = strerror(error);
             match filename {
                 Some(filename) => PyOSError::new_err((errno, strerror, filename)),
                 None => PyOSError::new_err((errno, message)),
