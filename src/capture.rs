@@ -336,18 +336,6 @@ impl Capture {
         self.shared.lock_state().closed
     }
 
-    /// The ring buffer of one stream.
-    pub fn ring(&self, stream: StreamKind) -> &RingBuffer {
-        &self.shared.streams[stream.index()].ring
-    }
-
-    /// Bytes read from one stream's pipe so far.
-    pub fn bytes_read(&self, stream: StreamKind) -> u64 {
-        self.shared.streams[stream.index()]
-            .bytes_read
-            .load(Ordering::Acquire)
-    }
-
     /// The current change counter; pass it to [`Capture::wait_for_change`].
     pub fn generation(&self) -> u64 {
         self.shared.lock_state().generation

@@ -6,7 +6,6 @@ use std::fmt;
 use std::io;
 
 use crate::config::ConfigError;
-use crate::output::OutputError;
 
 /// Which of a process's output streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,8 +55,6 @@ pub enum Error {
     AlreadyStarted,
     /// The capture was closed.
     Closed,
-    /// Stored output could not be decompressed or parsed.
-    Output(OutputError),
 }
 
 impl Error {
@@ -87,7 +84,6 @@ impl fmt::Display for Error {
                 f.write_str("capture_streams() was already called on this capture")
             }
             Error::Closed => f.write_str("the capture is closed"),
-            Error::Output(error) => error.fmt(f),
         }
     }
 }
@@ -99,7 +95,6 @@ impl std::error::Error for Error {
                 Some(source)
             }
             Error::Config(error) => Some(error),
-            Error::Output(error) => Some(error),
             _ => None,
         }
     }
@@ -108,12 +103,6 @@ impl std::error::Error for Error {
 impl From<ConfigError> for Error {
     fn from(error: ConfigError) -> Self {
         Error::Config(error)
-    }
-}
-
-impl From<OutputError> for Error {
-    fn from(error: OutputError) -> Self {
-        Error::Output(error)
     }
 }
 

@@ -106,10 +106,9 @@ impl NativeCapture {
 
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         catch_panics(|| {
-            Ok({
-                let capture = &self.inner;
-                py.detach(|| capture.close());
-            })
+            let capture = &self.inner;
+            py.detach(|| capture.close());
+            Ok(())
         })
     }
 
@@ -126,11 +125,9 @@ impl NativeCapture {
     /// The output so far as a tuple of `ProcessOutput` fields.
     fn output<'py>(&self, py: Python<'py>) -> PyResult<OutputFields<'py>> {
         catch_panics(|| {
-            Ok({
-                let capture = &self.inner;
-                let output = py.detach(|| capture.output());
-                output_to_fields(py, &output)
-            })
+            let capture = &self.inner;
+            let output = py.detach(|| capture.output());
+            Ok(output_to_fields(py, &output))
         })
     }
 

@@ -66,7 +66,6 @@ impl From<Error> for PyErr {
             Error::OutOfMemory { .. } => PyMemoryError::new_err(message),
             Error::AlreadyStarted => CaptureError::new_err(message),
             Error::Closed => CaptureClosedError::new_err(message),
-            Error::Output(_) => CaptureError::new_err(message),
         }
     }
 }

@@ -50,10 +50,8 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
 #[pyfunction]
 fn strip_ansi<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
     catch_panics(|| {
-        Ok({
-            let stripped = py.detach(|| crate::ansi::strip(data));
-            PyBytes::new(py, &stripped)
-        })
+        let stripped = py.detach(|| crate::ansi::strip(data));
+        Ok(PyBytes::new(py, &stripped))
     })
 }
 
@@ -154,23 +152,21 @@ fn output_to_json(
     stream_channel: Option<String>,
 ) -> PyResult<String> {
     catch_panics(|| {
-        Ok({
-            let output = ProcessOutput {
-                stdout,
-                stderr,
-                exit_code,
-                duration_us,
-                stdout_size,
-                stderr_size,
-                truncated,
-                compressed,
-                capture_started_us,
-                capture_ended_us,
-                streaming,
-                stream_channel,
-            };
-            py.detach(|| output.to_json())
-        })
+        let output = ProcessOutput {
+            stdout,
+            stderr,
+            exit_code,
+            duration_us,
+            stdout_size,
+            stderr_size,
+            truncated,
+            compressed,
+            capture_started_us,
+            capture_ended_us,
+            streaming,
+            stream_channel,
+        };
+        Ok(py.detach(|| output.to_json()))
     })
 }
 
