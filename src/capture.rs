@@ -2,7 +2,7 @@
 //! feeding its stream's ring buffer.
 //!
 //! Readers never wait on anything but their own pipe and the capture's wake-up
-//! eventfd, so a child that fills one pipe while nobody reads the other never
+//! eventfd, so a child that fills one pipe while the other goes unread never
 //! deadlocks, and a consumer that does not read never blocks the child.
 
 use std::io;
@@ -84,7 +84,7 @@ struct Shared {
     cancel_event: Mutex<Option<Arc<OwnedFd>>>,
     cancelled: AtomicBool,
     /// Order and time of the reads. Readers write a ring and record the read
-    /// under this lock, so a cursor holding it sees both in step.
+    /// under this lock, so a cursor holding it finds both in step.
     log: Mutex<ReadLog>,
     state: Mutex<State>,
     /// Signalled when bytes arrive, a stream ends or the capture ends.
@@ -177,7 +177,7 @@ impl Capture {
         })
     }
 
-    /// The configuration this capture copied when it was created.
+    /// Returns the configuration this capture copied when it was created.
     pub fn config(&self) -> &CaptureConfig {
         &self.shared.config
     }
@@ -336,7 +336,7 @@ impl Capture {
         self.shared.lock_state().closed
     }
 
-    /// The current change counter; pass it to [`Capture::wait_for_change`].
+    /// Returns the current change counter, to pass to [`Capture::wait_for_change`].
     pub fn generation(&self) -> u64 {
         self.shared.lock_state().generation
     }
@@ -419,7 +419,7 @@ impl Capture {
         output
     }
 
-    /// The capture's counters at this moment.
+    /// Returns the capture's counters at this moment.
     pub fn stats(&self) -> Stats {
         let shared = &self.shared;
         let state = shared.lock_state();
@@ -481,7 +481,7 @@ impl Shared {
         }
     }
 
-    /// The body of a reader thread.
+    /// Runs a reader thread: reads `source` until EOF or cancel, then ends the stream.
     fn read_stream(&self, kind: StreamKind, source: Source, cancel_event: &OwnedFd) {
         // A panic must still end the stream below, or `wait` would block forever.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -640,7 +640,7 @@ impl Shared {
 }
 
 /// Waits until `source` is readable (true) or the capture is cancelled
-/// (false). With a zero timeout, only tells whether it is readable now.
+/// (false). With a zero timeout, only checks whether it is readable now.
 fn poll_readable(
     source: &Source,
     cancel_event: &OwnedFd,

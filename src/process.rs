@@ -30,7 +30,7 @@ const OUTPUT_PIPE_SIZE: usize = 1024 * 1024;
 /// the pipes are kept even when the grace runs out.
 pub const DEFAULT_EOF_GRACE: Duration = Duration::from_millis(100);
 
-/// What the child reads on stdin.
+/// Source of the child's stdin.
 #[derive(Debug, Default)]
 pub enum Stdin {
     /// `/dev/null`, so a captured command never waits on a terminal.
@@ -183,22 +183,22 @@ impl Process {
         Ok(process)
     }
 
-    /// The child's process ID, which is also its process group ID.
+    /// Returns the child's process ID, which is also its process group ID.
     pub fn pid(&self) -> u32 {
         self.pid
     }
 
-    /// The capture of the child's stdout and stderr.
+    /// Returns the capture of the child's stdout and stderr.
     pub fn capture(&self) -> &Arc<Capture> {
         &self.capture
     }
 
-    /// The exit code if the child has exited (reaping it), without blocking.
+    /// Returns the exit code if the child has exited (reaping it), without blocking.
     pub fn try_wait(&self) -> io::Result<Option<i32>> {
         self.lock_child().poll_status(false)
     }
 
-    /// How long ago the child was seen to exit, checking without blocking.
+    /// Returns how long ago the child was seen to exit, checking without blocking.
     pub fn exited_for(&self) -> io::Result<Option<Duration>> {
         let mut child = self.lock_child();
         child.poll_status(false)?;
@@ -329,7 +329,7 @@ impl Process {
     }
 }
 
-/// The exit code as `subprocess` reports it: the status, or `-N` for signal N.
+/// Converts a wait status to the exit code `subprocess` reports: the status, or `-N` for signal N.
 pub fn exit_code(status: WaitStatus) -> i32 {
     match (status.exit_status(), status.terminating_signal()) {
         (Some(code), _) => code,

@@ -27,11 +27,11 @@ struct Inner {
     /// filling, `buf.len() == total_written`.
     buf: Vec<u8>,
     total_written: u64,
-    /// Where the next byte goes once the ring is full: `total_written % capacity`.
+    /// Index of the next byte once the ring is full: `total_written % capacity`.
     head: usize,
 }
 
-/// Where a [`RingBuffer::read_from`] call found its bytes.
+/// Range of offsets a [`RingBuffer::read_from`] call copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadSpan {
     /// Offset of the first byte copied out.

@@ -4,9 +4,9 @@
 //! starting a child costs the same however much memory this process maps,
 //! where `fork` copies the page tables (milliseconds for a large Python
 //! process). `std::process::Command` takes that path too, but it resets only
-//! SIGPIPE to its default action; a captured command should start with every
-//! signal at its default action (Python ignores SIGXFSZ, a shell run under
-//! `nohup` ignores SIGHUP), so outcap sets the spawn attributes itself.
+//! SIGPIPE to its default action. A captured command should start with every
+//! signal at its default action, because Python ignores SIGXFSZ and a shell
+//! run under `nohup` ignores SIGHUP. So outcap sets the spawn attributes itself.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -174,8 +174,8 @@ fn null_terminated(strings: &[CString]) -> Vec<*mut libc::c_char> {
         .collect()
 }
 
-/// A descriptor numbered 3 or higher for `fd`: a close-on-exec duplicate
-/// when `fd` is 0, 1 or 2, else `fd` itself.
+/// Returns a descriptor numbered 3 or higher for `fd`: a close-on-exec
+/// duplicate when `fd` is 0, 1 or 2, else `fd` itself.
 fn above_stdio(fd: BorrowedFd<'_>) -> io::Result<MaybeOwned<'_>> {
     if fd.as_raw_fd() > 2 {
         return Ok(MaybeOwned::Borrowed(fd));

@@ -1,9 +1,9 @@
 //! Live iteration over a capture: cursors into the ring buffers.
 //!
 //! The ring buffer stays the one copy of the data. Besides the bytes, the
-//! capture keeps a [`ReadLog`]: the order in which reads of the two streams
-//! happened and when, so a cursor over both streams can interleave them as
-//! they were read and every chunk can carry the read time of its first byte.
+//! capture keeps a [`ReadLog`] of when the reads of the two streams happened
+//! and in which order. With it, a cursor over both streams interleaves them
+//! as they were read, and every chunk carries the read time of its first byte.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -93,7 +93,7 @@ impl ReadLog {
         self.first_sequence + self.segments.len() as u64
     }
 
-    /// The read time of `stream`'s byte at `offset`, searching forward from
+    /// Looks up the read time of `stream`'s byte at `offset`, searching forward from
     /// `hint` (a sequence number that only grows for one cursor).
     fn read_time(&self, stream: StreamKind, offset: u64, hint: &mut u64) -> Option<(i64, Instant)> {
         let mut sequence = (*hint).max(self.first_sequence);
@@ -121,14 +121,14 @@ pub struct Chunk {
     pub timestamp_us: i64,
 }
 
-/// Which streams a cursor follows.
+/// Streams a cursor follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Selection {
     One(StreamKind),
     Both,
 }
 
-/// What a cursor found when asked for the next chunk.
+/// Result of asking a cursor for the next chunk.
 #[derive(Debug)]
 pub enum Next {
     Chunk(Chunk),
@@ -147,7 +147,7 @@ pub struct Cursor {
     offsets: [u64; 2],
     /// Next segment to deliver from, for a cursor over both streams.
     sequence: u64,
-    /// Where the last read-time lookup found its segment, per stream.
+    /// Per stream, the segment where the last read-time lookup found its byte.
     time_hints: [u64; 2],
     last_delivery: Option<Instant>,
 }
@@ -183,7 +183,7 @@ impl Cursor {
                         Next::Empty
                     } else {
                         // Waiters also wake when more bytes arrive, so an
-                        // hour stands in for "never" here.
+                        // hour is as good as "never" here.
                         Next::HoldUntil(
                             due.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
                         )

@@ -135,7 +135,7 @@ class OutputCaptureConfig:
         return OutputCaptureConfig(**{**self.to_dict(), **changes})
 
     def _fields(self) -> Tuple[int, bool, float, bool, int, bool]:
-        """The fields in the order the native module takes them."""
+        """Return the fields in the order the native module takes them."""
         return (
             self.max_buffer_size,
             self.streaming_enabled,

@@ -70,7 +70,7 @@ class NativeStream:
     def next(self, timeout: Optional[float] = None) -> Optional[Chunk]:
         """Wait for the next chunk; None at the end; TimeoutError when ``timeout`` passed."""
     def try_next(self) -> Optional[Chunk]:
-        """The next chunk if ready now, None at the end; BlockingIOError when none is ready."""
+        """Return the next chunk if ready now, None at the end; raise BlockingIOError when none is ready."""
     def next_lines(self, errors: str, timeout: Optional[float] = None) -> Optional[List[str]]:
         """Wait for a chunk and return the UTF-8 lines it completes; the unfinished lines at the end; then None.
 
@@ -97,11 +97,11 @@ class NativeCapture:
     @property
     def finished(self) -> bool: ...
     def output(self) -> _OutputFields:
-        """The output so far as a tuple of ``ProcessOutput`` fields."""
+        """Return the output so far as a tuple of ``ProcessOutput`` fields."""
     def stats(self) -> Dict[str, Any]:
-        """The counters named like the fields of ``outcap.CaptureStats``."""
+        """Return the counters, named like the fields of ``outcap.CaptureStats``."""
     def stream(self, which: str) -> NativeStream:
-        """A new cursor over ``which``: "both", "stdout" or "stderr"."""
+        """Open a new cursor over ``which``: "both", "stdout" or "stderr"."""
 
 @final
 class NativeProcess:
@@ -123,7 +123,7 @@ class NativeProcess:
     @property
     def capture(self) -> NativeCapture: ...
     def stream(self, which: str) -> NativeStream:
-        """A new cursor that also ends once the child exited and the EOF grace passed."""
+        """Open a new cursor that also ends once the child exited and the EOF grace passed."""
     def poll(self) -> Optional[int]:
         """The exit code if the child has exited, else None; never blocks."""
     def wait(self, timeout: Optional[float] = None) -> Optional[int]:

@@ -447,7 +447,7 @@ def run(
     ``TimeoutExpired`` carries the partial result as ``.result``. Ctrl-C ends
     the group the same way and re-raises ``KeyboardInterrupt``. Once the
     child exits, ``run`` returns within ``EOF_GRACE`` seconds even if a
-    background grandchild still holds the pipes, keeping every byte already
+    background grandchild still has the pipes open, keeping every byte already
     written. ``check=True`` raises ``CalledProcessError`` for a non-zero exit.
     """
     process = spawn(

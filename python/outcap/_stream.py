@@ -12,7 +12,7 @@ from ._native import Chunk
 
 __all__ = ["Chunk", "StreamMethods"]
 
-#: Longest time an async iterator's helper thread waits before checking for
+#: Maximum time an async iterator's helper thread waits before checking for
 #: cancellation of the task that awaits it.
 _ASYNC_WAIT_SLICE = 0.05
 

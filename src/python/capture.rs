@@ -122,7 +122,7 @@ impl NativeCapture {
         self.inner.is_finished()
     }
 
-    /// The output so far as a tuple of `ProcessOutput` fields.
+    /// Returns the output so far as a tuple of `ProcessOutput` fields.
     fn output<'py>(&self, py: Python<'py>) -> PyResult<OutputFields<'py>> {
         catch_panics(|| {
             let capture = &self.inner;
@@ -131,7 +131,7 @@ impl NativeCapture {
         })
     }
 
-    /// A new cursor over `which` ("both", "stdout" or "stderr").
+    /// Opens a new cursor over `which` ("both", "stdout" or "stderr").
     fn stream(&self, which: &str) -> PyResult<super::stream::NativeStream> {
         catch_panics(|| super::stream::NativeStream::open(Arc::clone(&self.inner), None, which))
     }

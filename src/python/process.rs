@@ -75,7 +75,7 @@ impl NativeProcess {
         }
     }
 
-    /// A new cursor over `which` that also ends once the child has exited
+    /// Opens a new cursor over `which` that also ends once the child has exited
     /// and the EOF grace has passed.
     fn stream(&self, which: &str) -> PyResult<super::stream::NativeStream> {
         catch_panics(|| {

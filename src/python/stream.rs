@@ -67,7 +67,7 @@ pub(crate) struct NativeStream {
     partial_lines: Mutex<Option<[Vec<u8>; 2]>>,
 }
 
-/// What one wait step of a stream found.
+/// Result of one wait step of a stream.
 enum Step {
     Chunk(stream::Chunk),
     End,
@@ -98,7 +98,7 @@ impl NativeStream {
         })
     }
 
-    /// One bounded wait for the next chunk, without the GIL.
+    /// Waits a bounded time for the next chunk, without the GIL.
     fn step(&self, slice: Duration) -> Result<Option<Step>, Error> {
         let began = Instant::now();
         let mut cursor = self
